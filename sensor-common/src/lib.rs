@@ -1,0 +1,92 @@
+//! Types shared by the kernel programs (`sensor-ebpf`) and the daemon (`sensor`).
+//!
+//! Every struct here crosses the kernel/user boundary as raw bytes: it is `#[repr(C)]`, has no
+//! implicit padding (each size is asserted below), and holds only integers and byte arrays. Enums
+//! travel as `u32` and are converted with `TryFrom` on the user side, never read as Rust enums.
+//!
+//! Module names follow the hooks: `exec` is the `sched_process_exec` program's payload, `cgroup`
+//! the `cgroup_mkdir`/`cgroup_rmdir` payload. The same names are used in `sensor-ebpf/src/` and
+//! in `sensor/src/events/`.
+#![cfg_attr(target_arch = "bpf", no_std)]
+
+pub mod cgroup;
+pub mod exec;
+pub mod offsets;
+
+/// Length of `task_struct::comm`, `TASK_COMM_LEN` in the kernel.
+pub const COMM_LEN: usize = 16;
+
+/// Event kinds, the first field of every ring-buffer record.
+pub mod kind {
+    pub const EXEC: u32 = 1;
+    pub const CGROUP_MKDIR: u32 = 2;
+    pub const CGROUP_RMDIR: u32 = 3;
+    /// One past the largest kind: the size of the per-kind lost-event counter array.
+    pub const COUNT: u32 = 4;
+
+    /// Human name of a kind, for metrics and logs.
+    pub const fn name(kind: u32) -> &'static str {
+        match kind {
+            EXEC => "exec",
+            CGROUP_MKDIR => "cgroup_mkdir",
+            CGROUP_RMDIR => "cgroup_rmdir",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Header of every event on the ring buffer. Filled from the current task by the kernel program
+/// that emits the event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EventHeader {
+    /// One of [`kind`].
+    pub kind: u32,
+    /// Size of the whole record in bytes, header included, so that a decoder can reject a record
+    /// whose layout it does not know.
+    pub size: u32,
+    /// `bpf_ktime_get_boot_ns()`: nanoseconds since boot, suspend included.
+    pub ktime_ns: u64,
+    /// `bpf_get_current_cgroup_id()`: inode of the task's cgroup v2 directory.
+    pub cgroup_id: u64,
+    /// Thread-group id (what user space calls the pid).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Thread-group id of the real parent; 0 when the kernel layout was unknown.
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub _pad: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+impl EventHeader {
+    pub const fn zeroed() -> Self {
+        Self {
+            kind: 0,
+            size: 0,
+            ktime_ns: 0,
+            cgroup_id: 0,
+            pid: 0,
+            tid: 0,
+            ppid: 0,
+            uid: 0,
+            gid: 0,
+            _pad: 0,
+            comm: [0; COMM_LEN],
+        }
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 64);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: every type below is `#[repr(C)]`, `Copy`, made only of integers and byte arrays,
+    // and has no padding (sizes asserted next to each definition), so any bit pattern is valid.
+    unsafe impl aya::Pod for super::EventHeader {}
+    unsafe impl aya::Pod for super::exec::ExecEvent {}
+    unsafe impl aya::Pod for super::cgroup::CgroupEvent {}
+    unsafe impl aya::Pod for super::offsets::KernelOffsets {}
+}

@@ -1,0 +1,56 @@
+//! Kernel structure field offsets, resolved at load time from the running kernel's BTF.
+//!
+//! Rust eBPF programs do not get CO-RE relocations, and `task_struct` moves between kernel
+//! versions and configurations. The daemon reads `/sys/kernel/btf/vmlinux`, finds each field
+//! below, and writes this struct into the programs' read-only `OFFSETS` global before loading
+//! them, so one object runs on every kernel. A zero offset means "not found": programs check
+//! before dereferencing and leave the derived field empty.
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    /// `task_struct.real_parent`
+    pub task_real_parent: u32,
+    /// `task_struct.tgid`
+    pub task_tgid: u32,
+    /// `task_struct.mm`
+    pub task_mm: u32,
+    /// `mm_struct.arg_start` (the field sits in an anonymous struct on recent kernels)
+    pub mm_arg_start: u32,
+    /// `mm_struct.arg_end`
+    pub mm_arg_end: u32,
+    /// `linux_binprm.filename`
+    pub bprm_filename: u32,
+    /// `cgroup.kn`
+    pub cgroup_kn: u32,
+    /// `cgroup.level`
+    pub cgroup_level: u32,
+    /// `cgroup.root`
+    pub cgroup_root: u32,
+    /// `cgroup_root.hierarchy_id`
+    pub cgroup_root_hierarchy_id: u32,
+    /// `kernfs_node.id`
+    pub kernfs_node_id: u32,
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48);
+
+impl KernelOffsets {
+    pub const fn zeroed() -> Self {
+        Self {
+            task_real_parent: 0,
+            task_tgid: 0,
+            task_mm: 0,
+            mm_arg_start: 0,
+            mm_arg_end: 0,
+            bprm_filename: 0,
+            cgroup_kn: 0,
+            cgroup_level: 0,
+            cgroup_root: 0,
+            cgroup_root_hierarchy_id: 0,
+            kernfs_node_id: 0,
+            _pad: 0,
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! `cgroup_mkdir` / `cgroup_rmdir` on the cgroup v2 hierarchy: the daemon learns a container's
+//! cgroup id and path before the runtime starts the container's first process in it.
+
+use aya_ebpf::{
+    helpers::bpf_probe_read_kernel_str_bytes, macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
+use sensor_common::{
+    cgroup::{CgroupEvent, FLAG_PATH_TRUNCATED, PATH_LEN},
+    kind,
+};
+
+use crate::{
+    maps::{count_lost, EVENTS},
+    task::{fill_header, offsets, read_field},
+};
+
+/// Both tracepoints: `TP_PROTO(struct cgroup *cgrp, const char *path)`.
+#[raw_tracepoint(tracepoint = "cgroup_mkdir")]
+pub fn cgroup_mkdir(ctx: RawTracePointContext) -> i32 {
+    emit(&ctx, kind::CGROUP_MKDIR)
+}
+
+#[raw_tracepoint(tracepoint = "cgroup_rmdir")]
+pub fn cgroup_rmdir(ctx: RawTracePointContext) -> i32 {
+    emit(&ctx, kind::CGROUP_RMDIR)
+}
+
+#[inline(always)]
+fn emit(ctx: &RawTracePointContext, kind: u32) -> i32 {
+    let offsets = offsets();
+    let cgrp: *const u8 = ctx.arg(0);
+    // cgroup v1 hierarchies fire the same tracepoints; only the default (v2) hierarchy, id 0,
+    // gives the ids that bpf_get_current_cgroup_id() returns. Unknown layout: fail closed
+    // (emit nothing), the daemon still resolves ids by walking the tree.
+    let root: Option<*const u8> = read_field(cgrp, offsets.cgroup_root);
+    match root.and_then(|r| read_field::<i32>(r, offsets.cgroup_root_hierarchy_id)) {
+        Some(0) => {}
+        _ => return 0,
+    }
+    let kn: Option<*const u8> = read_field(cgrp, offsets.cgroup_kn);
+    let Some(id) = kn.and_then(|kn| read_field::<u64>(kn, offsets.kernfs_node_id)) else {
+        return 0;
+    };
+    let Some(mut entry) = EVENTS.reserve::<CgroupEvent>(0) else {
+        count_lost(kind);
+        return 0;
+    };
+    // SAFETY: the reservation is exclusively ours until submit; all fields read by the decoder
+    // are written (the path only up to path_len).
+    let event = unsafe { &mut *entry.as_mut_ptr() };
+    fill_header(
+        &mut event.header,
+        kind,
+        core::mem::size_of::<CgroupEvent>(),
+        &offsets,
+    );
+    event.id = id;
+    event.level = read_field::<i32>(cgrp, offsets.cgroup_level).unwrap_or(0) as u32;
+    event.flags = 0;
+    event._pad = 0;
+    let path: *const u8 = ctx.arg(1);
+    // SAFETY: the helper bounds the copy by the slice length and NUL-terminates.
+    event.path_len = match unsafe { bpf_probe_read_kernel_str_bytes(path, &mut event.path) } {
+        Ok(bytes) => bytes.len() as u32,
+        Err(_) => 0,
+    };
+    if event.path_len as usize >= PATH_LEN - 1 {
+        event.flags |= FLAG_PATH_TRUNCATED;
+    }
+    entry.submit(0);
+    0
+}

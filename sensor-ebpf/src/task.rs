@@ -1,0 +1,61 @@
+//! Reading the current task: the common event header and the fields behind `OFFSETS`.
+
+use aya_ebpf::helpers::{
+    bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+    bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+};
+use sensor_common::{offsets::KernelOffsets, EventHeader};
+
+/// Field offsets of the running kernel, written by the daemon before load (see
+/// `sensor_common::offsets`). Read-only: the verifier sees the values as constants.
+#[unsafe(no_mangle)]
+static OFFSETS: KernelOffsets = KernelOffsets::zeroed();
+
+#[inline(always)]
+pub fn offsets() -> KernelOffsets {
+    // SAFETY: reading a static; volatile so that the compiler does not fold the zero
+    // initialiser, which the loader replaces.
+    unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+/// Reads a `T` at `base + offset` in kernel memory. `None` when the offset is unknown (0) or the
+/// read faults: callers leave the field empty (fail open, the event is still emitted).
+#[inline(always)]
+pub fn read_field<T>(base: *const u8, offset: u32) -> Option<T> {
+    if offset == 0 || base.is_null() {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel checks the address and returns an error instead of faulting.
+    unsafe { bpf_probe_read_kernel(base.add(offset as usize) as *const T).ok() }
+}
+
+/// `current` as a raw pointer.
+#[inline(always)]
+pub fn current_task() -> *const u8 {
+    // SAFETY: the helper has no preconditions.
+    unsafe { bpf_get_current_task() as *const u8 }
+}
+
+/// Fills `header` from the current task.
+#[inline(always)]
+pub fn fill_header(header: &mut EventHeader, kind: u32, size: usize, offsets: &KernelOffsets) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    header.kind = kind;
+    header.size = size as u32;
+    // SAFETY: these helpers have no preconditions.
+    unsafe {
+        header.ktime_ns = bpf_ktime_get_boot_ns();
+        header.cgroup_id = bpf_get_current_cgroup_id();
+    }
+    header.pid = (pid_tgid >> 32) as u32;
+    header.tid = pid_tgid as u32;
+    header.uid = uid_gid as u32;
+    header.gid = (uid_gid >> 32) as u32;
+    header._pad = 0;
+    header.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    let parent: Option<*const u8> = read_field(current_task(), offsets.task_real_parent);
+    header.ppid = parent
+        .and_then(|p| read_field::<u32>(p, offsets.task_tgid))
+        .unwrap_or(0);
+}

@@ -1,0 +1,85 @@
+//! Command line: one subcommand per user task.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::{containers::cgroup_path::DEFAULT_CONTAINERD_NAMESPACES, daemon, kernel::preflight, probe};
+
+#[derive(Parser)]
+#[command(name = "sensor", version, about = "eBPF runtime enforcement sensor for containers")]
+pub struct Cli {
+    /// Log level on stderr: error, warn, info, debug, trace.
+    #[arg(long, global = true, default_value = "info", env = "SENSOR_LOG")]
+    log_level: log::LevelFilter,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load the programs and report events as JSON lines on stdout until SIGINT/SIGTERM.
+    Run(RunArgs),
+    /// Print which program types, hooks and helpers this kernel allows, and the enforcement
+    /// that makes possible.
+    Probe {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = preflight::DEFAULT_BTF)]
+        btf: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Kernel BTF to read structure layouts from.
+    #[arg(long, default_value = preflight::DEFAULT_BTF)]
+    btf: PathBuf,
+    /// Size of the kernel → daemon event ring buffer, in MiB (a power of two).
+    #[arg(long, default_value_t = 8)]
+    ring_buffer_mib: u32,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464; port 0 picks one).
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
+    /// Append events to this file instead of stdout.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// containerd namespaces whose `/<namespace>/<id>` cgroups are containers.
+    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_CONTAINERD_NAMESPACES.iter().map(|s| s.to_string()))]
+    containerd_namespaces: Vec<String>,
+}
+
+/// Runs the CLI; errors are printed as one line (`sensor: error: ...`) and exit with 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::logging::init(cli.log_level);
+    let result = match cli.command {
+        Command::Run(args) => daemon::run(daemon::RunOptions {
+            btf: args.btf,
+            ring_buffer_mib: args.ring_buffer_mib,
+            metrics_addr: args.metrics_addr,
+            output: args.output,
+            containerd_namespaces: args.containerd_namespaces,
+        }),
+        Command::Probe { json, btf } => run_probe(json, &btf),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sensor: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_probe(json: bool, btf: &std::path::Path) -> anyhow::Result<()> {
+    preflight::require_root()?;
+    let report = probe::run(btf);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", probe::render_text(&report));
+    }
+    Ok(())
+}

@@ -1,0 +1,259 @@
+//! Container identity from a cgroup v2 path, for every layout the supported runtimes create:
+//!
+//! | runtime | cgroupfs driver | systemd driver |
+//! |---|---|---|
+//! | Docker | `/docker/<64 hex>` | `/system.slice/docker-<64 hex>.scope` |
+//! | containerd (`ctr`) | `/<namespace>/<id>` | — |
+//! | nerdctl | `/<namespace>/<64 hex>` | `/system.slice/nerdctl-<64 hex>.scope` |
+//! | Kubernetes + containerd | `/kubepods/<qos>/pod<uid>/<64 hex>` | `…/kubepods-<qos>-pod<uid>.slice/cri-containerd-<64 hex>.scope` |
+//! | Kubernetes + CRI-O | `/kubepods/<qos>/pod<uid>/crio-<64 hex>` | `…/crio-<64 hex>.scope` |
+//! | Podman | `/libpod_parent/libpod-<64 hex>` | `/machine.slice/libpod-<64 hex>.scope` |
+//!
+//! The deepest component that names a container wins, so a Kubernetes container inside a kind
+//! node (itself a Docker container) is attributed to the Kubernetes container, and a container's
+//! own sub-cgroups (systemd inside a container) to the container. Runtime helper cgroups
+//! (`crio-conmon-*`, `libpod-conmon-*`) are not containers.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runtime {
+    Docker,
+    Containerd,
+    #[serde(rename = "cri-o")]
+    CriO,
+    Podman,
+    /// A Kubernetes container under the cgroupfs driver: the path does not say whether
+    /// containerd or CRI-O runs it.
+    Cri,
+}
+
+impl Runtime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Docker => "docker",
+            Self::Containerd => "containerd",
+            Self::CriO => "cri-o",
+            Self::Podman => "podman",
+            Self::Cri => "cri",
+        }
+    }
+}
+
+/// What the cgroup path alone says about a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub runtime: Runtime,
+    /// Full 64-hex id, or the runtime's own id (`ctr` lets users choose any name).
+    pub id: String,
+    /// Kubernetes pod UID, dashed form, when the path is under a kubepods hierarchy.
+    pub pod_uid: Option<String>,
+    /// containerd namespace for `ctr`/nerdctl containers under the cgroupfs layout.
+    pub namespace: Option<String>,
+}
+
+/// containerd namespaces recognised in `/<namespace>/<id>` paths. Any other two-level path
+/// (`/system.slice/cron.service`) is not a container.
+pub const DEFAULT_CONTAINERD_NAMESPACES: &[&str] = &["default", "k8s.io", "moby", "buildkit"];
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `prefix<64 hex>suffix` → the hex id.
+fn strip_id<'a>(component: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
+    let id = component.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    is_hex64(id).then_some(id)
+}
+
+/// Pod UID from a kubepods component: `pod<uid>` (cgroupfs) or `kubepods[-qos]-pod<uid>.slice`
+/// (systemd, dashes in the UID replaced by underscores).
+fn pod_uid(component: &str) -> Option<String> {
+    let raw = if let Some(rest) = component.strip_suffix(".slice") {
+        rest.rsplit_once("-pod").map(|(_, uid)| uid)?
+    } else {
+        component.strip_prefix("pod")?
+    };
+    let uid = raw.replace('_', "-");
+    let valid = uid.len() == 36
+        && uid.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    valid.then_some(uid)
+}
+
+/// One component, given its parent, as a container of some runtime.
+fn component_identity(parent: Option<&str>, component: &str, in_kubepods: bool) -> Option<(Runtime, String)> {
+    let patterns: [(&str, &str, Runtime); 6] = [
+        ("docker-", ".scope", Runtime::Docker),
+        ("cri-containerd-", ".scope", Runtime::Containerd),
+        ("crio-", ".scope", Runtime::CriO),
+        ("libpod-", ".scope", Runtime::Podman),
+        ("nerdctl-", ".scope", Runtime::Containerd),
+        ("crio-", "", Runtime::CriO),
+    ];
+    for (prefix, suffix, runtime) in patterns {
+        if let Some(id) = strip_id(component, prefix, suffix) {
+            return Some((runtime, id.to_owned()));
+        }
+    }
+    if parent == Some("libpod_parent") {
+        if let Some(id) = strip_id(component, "libpod-", "") {
+            return Some((Runtime::Podman, id.to_owned()));
+        }
+    }
+    if is_hex64(component) {
+        if parent == Some("docker") {
+            return Some((Runtime::Docker, component.to_owned()));
+        }
+        if in_kubepods && parent.is_some_and(|p| pod_uid(p).is_some()) {
+            return Some((Runtime::Cri, component.to_owned()));
+        }
+    }
+    None
+}
+
+/// Container identity of the cgroup at `path` (relative to the v2 root, starting with `/`),
+/// or `None` for host cgroups.
+pub fn parse(path: &str, containerd_namespaces: &[&str]) -> Option<Identity> {
+    let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let kubepods_at = components
+        .iter()
+        .position(|c| *c == "kubepods" || c.starts_with("kubepods.") || c.starts_with("kubepods-"));
+
+    let mut found = None;
+    for (i, component) in components.iter().enumerate() {
+        let parent = i.checked_sub(1).map(|p| components[p]);
+        let in_kubepods = kubepods_at.is_some_and(|k| k < i);
+        if let Some((runtime, id)) = component_identity(parent, component, in_kubepods) {
+            found = Some((i, runtime, id, None));
+        } else if i == 1 && containerd_namespaces.contains(&components[0]) && valid_ctr_id(component) {
+            found = Some((i, Runtime::Containerd, component.to_string(), Some(components[0].to_owned())));
+        }
+    }
+    let (at, runtime, id, namespace) = found?;
+    let pod_uid = kubepods_at
+        .filter(|k| *k < at)
+        .and_then(|_| components[..at].iter().rev().find_map(|c| pod_uid(c)));
+    Some(Identity {
+        runtime,
+        id,
+        pod_uid,
+        namespace,
+    })
+}
+
+/// containerd's identifier rule: alphanumerics, `.`, `_`, `-`, starting with an alphanumeric,
+/// at most 76 bytes.
+fn valid_ctr_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 76
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && !s.ends_with(".scope")
+        && !s.ends_with(".slice")
+        && !s.ends_with(".service")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "3f1c2e9a8b7d6c5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e";
+    const UID: &str = "0f5e6b1a-2c3d-4e5f-8a9b-0c1d2e3f4a5b";
+
+    fn id(runtime: Runtime, id: &str, pod: Option<&str>, ns: Option<&str>) -> Option<Identity> {
+        Some(Identity {
+            runtime,
+            id: id.into(),
+            pod_uid: pod.map(Into::into),
+            namespace: ns.map(Into::into),
+        })
+    }
+
+    #[test]
+    fn table() {
+        let uid_ = UID.replace('-', "_");
+        let cases: Vec<(String, Option<Identity>)> = vec![
+            // Docker, cgroupfs and systemd drivers.
+            (format!("/docker/{ID}"), id(Runtime::Docker, ID, None, None)),
+            (format!("/system.slice/docker-{ID}.scope"), id(Runtime::Docker, ID, None, None)),
+            // systemd inside a Docker container: still that container.
+            (format!("/system.slice/docker-{ID}.scope/system.slice/cron.service"), id(Runtime::Docker, ID, None, None)),
+            // containerd via ctr: /<namespace>/<id>, ids chosen by the user.
+            ("/default/web1".into(), id(Runtime::Containerd, "web1", None, Some("default"))),
+            (format!("/k8s.io/{ID}"), id(Runtime::Containerd, ID, None, Some("k8s.io"))),
+            // nerdctl under systemd.
+            (format!("/system.slice/nerdctl-{ID}.scope"), id(Runtime::Containerd, ID, None, None)),
+            // Kubernetes, systemd driver, containerd: pod UID with underscores in the slice.
+            (
+                format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice/cri-containerd-{ID}.scope"),
+                id(Runtime::Containerd, ID, Some(UID), None),
+            ),
+            // Guaranteed QoS has no QoS slice.
+            (
+                format!("/kubepods.slice/kubepods-pod{uid_}.slice/cri-containerd-{ID}.scope"),
+                id(Runtime::Containerd, ID, Some(UID), None),
+            ),
+            // Kubernetes, systemd driver, CRI-O.
+            (
+                format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice/crio-{ID}.scope"),
+                id(Runtime::CriO, ID, Some(UID), None),
+            ),
+            // Kubernetes, cgroupfs driver: runtime not in the path.
+            (format!("/kubepods/burstable/pod{UID}/{ID}"), id(Runtime::Cri, ID, Some(UID), None)),
+            (format!("/kubepods/besteffort/pod{UID}/crio-{ID}"), id(Runtime::CriO, ID, Some(UID), None)),
+            // Podman, cgroupfs and systemd; rootless podman under a user slice.
+            (format!("/libpod_parent/libpod-{ID}"), id(Runtime::Podman, ID, None, None)),
+            (format!("/machine.slice/libpod-{ID}.scope"), id(Runtime::Podman, ID, None, None)),
+            (
+                format!("/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope/container"),
+                id(Runtime::Podman, ID, None, None),
+            ),
+            // Nested: Kubernetes in a kind node (a Docker container) → the inner container.
+            (
+                format!("/docker/{ID}/kubepods/burstable/pod{UID}/{}", "a".repeat(64)),
+                id(Runtime::Cri, &"a".repeat(64), Some(UID), None),
+            ),
+            // Runtime helpers are not containers.
+            (format!("/system.slice/crio-conmon-{ID}.scope"), None),
+            (format!("/machine.slice/libpod-conmon-{ID}.scope"), None),
+            // Pod-level cgroup without a container below it.
+            (format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice"), None),
+            // Host cgroups.
+            ("/".into(), None),
+            ("".into(), None),
+            ("/init.scope".into(), None),
+            ("/system.slice/cron.service".into(), None),
+            ("/user.slice/user-0.slice/session-1.scope".into(), None),
+            // Malformed ids: wrong length, uppercase, non-hex.
+            ("/docker/abc".into(), None),
+            (format!("/docker/{}", ID.to_uppercase()), None),
+            (format!("/system.slice/docker-{}.scope", &ID[1..]), None),
+            (format!("/system.slice/docker-{}z.scope", &ID[1..]), None),
+            // A 64-hex directory that is not under a runtime parent.
+            (format!("/system.slice/{ID}"), None),
+            // Unknown containerd namespace and a service name under a known one.
+            ("/myns/web1".into(), None),
+            ("/default/foo.service".into(), None),
+            // A sub-cgroup of a ctr container belongs to it.
+            ("/default/a/b".into(), id(Runtime::Containerd, "a", None, Some("default"))),
+        ];
+        for (path, want) in cases {
+            assert_eq!(parse(&path, DEFAULT_CONTAINERD_NAMESPACES), want, "path {path}");
+        }
+    }
+
+    #[test]
+    fn pod_uids() {
+        assert_eq!(pod_uid(&format!("pod{UID}")).as_deref(), Some(UID));
+        assert_eq!(
+            pod_uid(&format!("kubepods-burstable-pod{}.slice", UID.replace('-', "_"))).as_deref(),
+            Some(UID)
+        );
+        assert_eq!(pod_uid("podnotauid"), None);
+        assert_eq!(pod_uid("kubepods-burstable.slice"), None);
+    }
+}

@@ -1,0 +1,96 @@
+//! Decoder of `sched_process_exec` records (`sensor_common::exec`).
+
+use sensor_common::{
+    exec::{ExecEvent, FLAG_ARGS_TRUNCATED, FLAG_FILENAME_TRUNCATED},
+    kind,
+};
+
+use super::{DecodeError, Header, c_string, read_struct};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exec {
+    pub header: Header,
+    /// The file name given to execve (`linux_binprm::filename`).
+    pub filename: String,
+    pub args: Vec<String>,
+    pub truncated: bool,
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Exec, DecodeError> {
+    let raw: ExecEvent = read_struct(bytes, kind::EXEC)?;
+    let name_len = (raw.filename_len as usize).min(raw.filename.len());
+    let args_len = (raw.args_len as usize).min(raw.args.len());
+    let args = split_args(&raw.args[..args_len]);
+    Ok(Exec {
+        header: Header::from(&raw.header),
+        filename: c_string(&raw.filename[..name_len]),
+        args,
+        truncated: raw.flags & (FLAG_FILENAME_TRUNCATED | FLAG_ARGS_TRUNCATED) != 0,
+    })
+}
+
+/// The argument block is the NUL-terminated strings of argv, back to back.
+fn split_args(block: &[u8]) -> Vec<String> {
+    let block = block.strip_suffix(&[0]).unwrap_or(block);
+    if block.is_empty() {
+        return Vec::new();
+    }
+    block
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use sensor_common::exec::{ARGS_LEN, FILENAME_LEN};
+
+    use super::*;
+    use crate::events::{Event, decode as decode_any, test_util};
+
+    fn record(filename: &[u8], args: &[u8], flags: u32) -> Vec<u8> {
+        let mut ev = ExecEvent {
+            header: test_util::header(kind::EXEC, std::mem::size_of::<ExecEvent>()),
+            filename_len: filename.len() as u32,
+            args_len: args.len() as u32,
+            flags,
+            _pad: 0,
+            filename: [0; FILENAME_LEN],
+            args: [0xaa; ARGS_LEN],
+        };
+        ev.filename[..filename.len()].copy_from_slice(filename);
+        ev.args[..args.len()].copy_from_slice(args);
+        test_util::bytes_of(&ev)
+    }
+
+    #[test]
+    fn decodes_filename_and_args() {
+        let Event::Exec(e) = decode_any(&record(b"/bin/echo", b"echo\0hello world\0", 0)).unwrap()
+        else {
+            panic!("not an exec event")
+        };
+        assert_eq!(e.filename, "/bin/echo");
+        assert_eq!(e.args, ["echo", "hello world"]);
+        assert_eq!(e.header.pid, 100);
+        assert_eq!(e.header.comm, "true");
+        assert!(!e.truncated);
+    }
+
+    #[test]
+    fn garbage_after_lengths_is_ignored() {
+        // args_len says 3 bytes: the 0xaa filler after them must not appear.
+        let e = decode(&record(b"/x", b"ab\0", FLAG_ARGS_TRUNCATED)).unwrap();
+        assert_eq!(e.args, ["ab"]);
+        assert!(e.truncated);
+    }
+
+    #[test]
+    fn lengths_beyond_the_buffer_are_clamped() {
+        let mut bytes = record(b"/x", b"", 0);
+        // filename_len sits right after the 64-byte header.
+        bytes[64..68].copy_from_slice(&u32::MAX.to_le_bytes());
+        let e = decode(&bytes).unwrap();
+        assert_eq!(e.filename, "/x");
+        assert!(e.args.is_empty());
+    }
+}

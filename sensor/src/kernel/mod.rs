@@ -1,0 +1,67 @@
+//! What the daemon needs to know about the running kernel before loading programs.
+
+pub mod btf;
+pub mod preflight;
+
+use sensor_common::offsets::KernelOffsets;
+
+pub use btf::Btf;
+
+/// Resolves every field of [`KernelOffsets`] from `btf`. Returns the offsets and the names of
+/// fields that were not found (their offset stays 0 and the programs leave the derived event
+/// field empty).
+pub fn resolve_offsets(btf: &Btf) -> (KernelOffsets, Vec<&'static str>) {
+    let mut missing = Vec::new();
+    let mut get = |s: &'static str, m: &'static str, name: &'static str| {
+        btf.member_offset(s, m).unwrap_or_else(|| {
+            missing.push(name);
+            0
+        })
+    };
+    let offsets = KernelOffsets {
+        task_real_parent: get("task_struct", "real_parent", "task_struct.real_parent"),
+        task_tgid: get("task_struct", "tgid", "task_struct.tgid"),
+        task_mm: get("task_struct", "mm", "task_struct.mm"),
+        mm_arg_start: get("mm_struct", "arg_start", "mm_struct.arg_start"),
+        mm_arg_end: get("mm_struct", "arg_end", "mm_struct.arg_end"),
+        bprm_filename: get("linux_binprm", "filename", "linux_binprm.filename"),
+        cgroup_kn: get("cgroup", "kn", "cgroup.kn"),
+        cgroup_level: get("cgroup", "level", "cgroup.level"),
+        cgroup_root: get("cgroup", "root", "cgroup.root"),
+        cgroup_root_hierarchy_id: get("cgroup_root", "hierarchy_id", "cgroup_root.hierarchy_id"),
+        kernfs_node_id: get("kernfs_node", "id", "kernfs_node.id"),
+        _pad: 0,
+    };
+    (offsets, missing)
+}
+
+/// `uname -r`.
+pub fn release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// (major, minor) of the running kernel, from its release string.
+pub fn version() -> Option<(u32, u32)> {
+    parse_version(&release())
+}
+
+fn parse_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_versions() {
+        assert_eq!(parse_version("6.18.44-fc-v669"), Some((6, 18)));
+        assert_eq!(parse_version("5.10.0-32-amd64"), Some((5, 10)));
+        assert_eq!(parse_version("garbage"), None);
+    }
+}

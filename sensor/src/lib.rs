@@ -1,0 +1,12 @@
+//! The sensor daemon as a library: `main.rs` only calls [`cli::main`].
+
+pub mod cli;
+pub mod containers;
+pub mod daemon;
+pub mod events;
+pub mod kernel;
+pub mod loader;
+pub mod logging;
+pub mod metrics;
+pub mod output;
+pub mod probe;

@@ -1,0 +1,172 @@
+//! Loads the embedded kernel object, fills in the kernel's field offsets, and attaches the
+//! programs. One `Loaded` owns everything: dropping it detaches and unloads every program.
+
+use std::path::{Path, PathBuf};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{ProgramError, RawTracePoint},
+};
+use sensor_common::offsets::KernelOffsets;
+
+use crate::kernel::{self, Btf};
+
+/// The kernel programs, compiled from `sensor-ebpf` by `build.rs` and embedded in the binary.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor-ebpf"));
+
+/// Raw tracepoints the daemon always attaches: (program name = tracepoint name). The cgroup
+/// hooks come first so that no container cgroup can appear unseen between them and the exec
+/// hook.
+pub const RAW_TRACEPOINTS: &[&str] = &["cgroup_mkdir", "cgroup_rmdir", "sched_process_exec"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("reading kernel BTF from {path}: {source}")]
+    Btf {
+        path: PathBuf,
+        source: kernel::btf::BtfError,
+    },
+    #[error("creating the sensor's BPF maps: {0}")]
+    Object(#[from] aya::EbpfError),
+    #[error("program {name} is missing from the embedded object (build mismatch)")]
+    MissingProgram { name: String },
+    #[error("program {name}: {detail}")]
+    Program { name: String, detail: String },
+    #[error("pinning maps under {dir}: {source}")]
+    Pin {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Describes a program error in one line: a failed load names the errno and the verifier's last
+/// lines instead of dumping the whole log.
+pub fn describe(err: &ProgramError) -> String {
+    match err {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let tail: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).rev().take(2).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            if tail.is_empty() {
+                format!("the kernel refused to load it: {io_error}")
+            } else {
+                format!("the kernel refused to load it: {io_error} (verifier: {})", tail.join(" / "))
+            }
+        }
+        other => {
+            let mut s = other.to_string();
+            let mut src = std::error::Error::source(other);
+            while let Some(e) = src {
+                s.push_str(": ");
+                s.push_str(&e.to_string());
+                src = e.source();
+            }
+            s
+        }
+    }
+}
+
+pub struct LoadOptions {
+    pub btf_path: PathBuf,
+    /// Size of the event ring buffer; a power of two multiple of the page size.
+    pub ring_buffer_bytes: u32,
+}
+
+pub struct Loaded {
+    pub ebpf: Ebpf,
+    pub offsets: KernelOffsets,
+    /// Offsets the kernel's BTF did not have; the fields they feed stay empty.
+    pub missing_offsets: Vec<&'static str>,
+    pub attached: Vec<&'static str>,
+}
+
+/// Parses the kernel BTF at `path`.
+pub fn read_btf(path: &Path) -> Result<Btf, LoadError> {
+    Btf::from_file(path).map_err(|source| LoadError::Btf {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Creates the maps with the kernel's offsets filled in, without loading any program.
+pub fn open(btf: &Btf, ring_buffer_bytes: u32) -> Result<(Ebpf, KernelOffsets, Vec<&'static str>), LoadError> {
+    let (offsets, missing) = kernel::resolve_offsets(btf);
+    let ebpf = EbpfLoader::new()
+        .override_global("OFFSETS", &offsets, true)
+        .map_max_entries("EVENTS", ring_buffer_bytes)
+        .load(OBJECT)?;
+    Ok((ebpf, offsets, missing))
+}
+
+/// Loads and attaches the always-on programs.
+pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
+    let btf = read_btf(&opts.btf_path)?;
+    let (mut ebpf, offsets, missing_offsets) = open(&btf, opts.ring_buffer_bytes)?;
+    let mut attached = Vec::new();
+    for &name in RAW_TRACEPOINTS {
+        attach_raw_tracepoint(&mut ebpf, name, name)?;
+        attached.push(name);
+    }
+    Ok(Loaded {
+        ebpf,
+        offsets,
+        missing_offsets,
+        attached,
+    })
+}
+
+pub fn attach_raw_tracepoint(ebpf: &mut Ebpf, program: &str, tracepoint: &str) -> Result<(), LoadError> {
+    let prog: &mut RawTracePoint = ebpf
+        .program_mut(program)
+        .ok_or_else(|| LoadError::MissingProgram { name: program.into() })?
+        .try_into()
+        .map_err(|e: ProgramError| program_error(program, &e))?;
+    prog.load().map_err(|e| program_error(program, &e))?;
+    prog.attach(tracepoint).map_err(|e| program_error(program, &e))?;
+    Ok(())
+}
+
+pub fn program_error(name: &str, err: &ProgramError) -> LoadError {
+    LoadError::Program {
+        name: name.into(),
+        detail: describe(err),
+    }
+}
+
+/// Pins the maps operators inspect with bpftool under `dir` (`/sys/fs/bpf/sensor/<pid>`),
+/// replacing what a previous run that died without cleaning up left there.
+pub fn pin_maps(ebpf: &Ebpf, dir: &Path, names: &[&str]) -> Result<(), LoadError> {
+    let pin_err = |source| LoadError::Pin {
+        dir: dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(pin_err)?;
+    for name in names {
+        let Some(map) = ebpf.map(name) else { continue };
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        map.pin(&path)
+            .map_err(|e| pin_err(std::io::Error::other(e.to_string())))?;
+    }
+    Ok(())
+}
+
+/// Removes pin directories of sensors that are no longer running, and `own` if given.
+pub fn remove_pins(base: &Path, own: Option<&Path>) {
+    if let Some(own) = own {
+        let _ = std::fs::remove_dir_all(own);
+    }
+    let Ok(entries) = std::fs::read_dir(base) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    // Fails, as it should, while another sensor still has pins there.
+    let _ = std::fs::remove_dir(base);
+}

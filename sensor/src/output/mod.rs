@@ -1,0 +1,116 @@
+//! Sinks: one JSON object per line.
+
+pub mod time;
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::containers::Container;
+
+/// One output line: `{"time": ..., "kind": ..., <body fields>}`.
+#[derive(Serialize)]
+pub struct Line<'a, B: Serialize> {
+    pub time: &'a str,
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub body: B,
+}
+
+#[derive(Serialize)]
+pub struct Process<'a> {
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: &'a str,
+    pub exe: &'a str,
+    pub args: &'a [String],
+}
+
+/// Body of `"kind": "exec"` lines.
+#[derive(Serialize)]
+pub struct ExecBody<'a> {
+    pub process: Process<'a>,
+    pub container: Option<&'a Container>,
+    /// Set when the file name or the arguments were cut to the kernel buffer size.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// Where event lines go.
+pub trait Sink {
+    fn write_line(&mut self, line: &impl Serialize) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// JSON lines on any writer (stdout, a file).
+pub struct JsonLines<W: Write> {
+    out: io::BufWriter<W>,
+}
+
+impl<W: Write> JsonLines<W> {
+    pub fn new(w: W) -> Self {
+        Self {
+            out: io::BufWriter::with_capacity(64 * 1024, w),
+        }
+    }
+}
+
+impl<W: Write> Sink for JsonLines<W> {
+    fn write_line(&mut self, line: &impl Serialize) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, line)?;
+        self.out.write_all(b"\n")
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::containers::{Pod, Runtime};
+
+    #[test]
+    fn exec_line_shape() {
+        let c = Container {
+            id: "abc".into(),
+            runtime: Runtime::Docker,
+            pod: Some(Pod { uid: "u".into() }),
+            namespace: None,
+        };
+        let args = vec!["/bin/true".to_string()];
+        let line = Line {
+            time: "2026-01-01T00:00:00.000000000Z",
+            kind: "exec",
+            body: ExecBody {
+                process: Process {
+                    pid: 2,
+                    ppid: 1,
+                    uid: 0,
+                    gid: 0,
+                    comm: "true",
+                    exe: "/bin/true",
+                    args: &args,
+                },
+                container: Some(&c),
+                truncated: false,
+            },
+        };
+        let mut sink = JsonLines::new(Vec::new());
+        sink.write_line(&line).unwrap();
+        sink.flush().unwrap();
+        let text = String::from_utf8(sink.out.into_inner().unwrap()).unwrap();
+        assert_eq!(
+            text,
+            concat!(
+                r#"{"time":"2026-01-01T00:00:00.000000000Z","kind":"exec","#,
+                r#""process":{"pid":2,"ppid":1,"uid":0,"gid":0,"comm":"true","exe":"/bin/true","args":["/bin/true"]},"#,
+                r#""container":{"id":"abc","runtime":"docker","pod":{"uid":"u"}}}"#,
+                "\n"
+            )
+        );
+    }
+}
