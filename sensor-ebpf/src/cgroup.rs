@@ -11,7 +11,7 @@ use sensor_common::{
 };
 
 use crate::{
-    maps::{count_lost, EVENTS},
+    maps::{EVENTS, Urgency, count_lost, submit},
     task::{fill_header, offsets, read_field},
 };
 
@@ -68,6 +68,6 @@ fn emit(ctx: &RawTracePointContext, kind: u32) -> i32 {
     if event.path_len as usize >= PATH_LEN - 1 {
         event.flags |= FLAG_PATH_TRUNCATED;
     }
-    entry.submit(0);
+    submit(entry, Urgency::Now);
     0
 }

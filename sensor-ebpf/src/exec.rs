@@ -8,14 +8,14 @@ use aya_ebpf::{
 };
 use sensor_common::{
     exec::{
-        ExecEvent, ARGS_LEN, FLAG_ARGS_TRUNCATED, FLAG_FILENAME_TRUNCATED,
-        FLAG_FILENAME_UNREADABLE, FILENAME_LEN,
+        ARGS_LEN, ExecEvent, FILENAME_LEN, FLAG_ARGS_TRUNCATED, FLAG_FILENAME_TRUNCATED,
+        FLAG_FILENAME_UNREADABLE,
     },
     kind,
 };
 
 use crate::{
-    maps::{count_lost, EVENTS},
+    maps::{EVENTS, Urgency, count_lost, submit},
     task::{current_task, fill_header, offsets, read_field},
 };
 
@@ -81,6 +81,6 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
             }
         }
     }
-    entry.submit(0);
+    submit(entry, Urgency::Batch);
     0
 }

@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{PerCpuArray, RingBuf},
+    maps::{PerCpuArray, RingBuf, ring_buf::RingBufEntry},
 };
 use sensor_common::kind;
 
@@ -25,4 +25,35 @@ pub fn count_lost(kind: u32) {
         // BPF program by another on the same CPU for these program types).
         unsafe { *counter += 1 };
     }
+}
+
+/// Pending ring-buffer bytes above which a routine event wakes the daemon. Below it the daemon
+/// drains on its own timer: one wakeup per event would cost more than the event itself (a
+/// fork+exec loop ran 15% slower with a wakeup per exec, 0% with batching). Set by the loader.
+#[unsafe(no_mangle)]
+static WAKEUP_BYTES: u64 = 64 * 1024;
+
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+
+/// How soon the daemon must see an event.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Urgency {
+    /// Seen within the daemon's drain interval, or at once when the buffer fills up.
+    Batch,
+    /// Wake the daemon now: it must act on this (a new container cgroup).
+    Now,
+}
+
+#[inline(always)]
+pub fn submit<T>(entry: RingBufEntry<T>, urgency: Urgency) {
+    // SAFETY: reading a static; volatile so the loader's value is used, not the initialiser.
+    let threshold = unsafe { core::ptr::read_volatile(&WAKEUP_BYTES) };
+    let flags = if urgency == Urgency::Now || EVENTS.query(BPF_RB_AVAIL_DATA) >= threshold {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    entry.submit(flags);
 }

@@ -4,7 +4,7 @@ use aya_ebpf::helpers::{
     bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
     bpf_get_current_task, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
 };
-use sensor_common::{offsets::KernelOffsets, EventHeader};
+use sensor_common::{EventHeader, offsets::KernelOffsets};
 
 /// Field offsets of the running kernel, written by the daemon before load (see
 /// `sensor_common::offsets`). Read-only: the verifier sees the values as constants.

@@ -4,10 +4,16 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
-use crate::{containers::cgroup_path::DEFAULT_CONTAINERD_NAMESPACES, daemon, kernel::preflight, probe};
+use crate::{
+    containers::cgroup_path::DEFAULT_CONTAINERD_NAMESPACES, daemon, kernel::preflight, probe,
+};
 
 #[derive(Parser)]
-#[command(name = "sensor", version, about = "eBPF runtime enforcement sensor for containers")]
+#[command(
+    name = "sensor",
+    version,
+    about = "eBPF runtime enforcement sensor for containers"
+)]
 pub struct Cli {
     /// Log level on stderr: error, warn, info, debug, trace.
     #[arg(long, global = true, default_value = "info", env = "SENSOR_LOG")]
@@ -39,6 +45,10 @@ struct RunArgs {
     /// Size of the kernel → daemon event ring buffer, in MiB (a power of two).
     #[arg(long, default_value_t = 8)]
     ring_buffer_mib: u32,
+    /// Longest time, in milliseconds, a routine event waits in the kernel buffer before the
+    /// daemon reads it (violations and new containers wake it at once).
+    #[arg(long, default_value_t = 100)]
+    batch_ms: u64,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464; port 0 picks one).
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
@@ -58,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => daemon::run(daemon::RunOptions {
             btf: args.btf,
             ring_buffer_mib: args.ring_buffer_mib,
+            batch: std::time::Duration::from_millis(args.batch_ms.max(1)),
             metrics_addr: args.metrics_addr,
             output: args.output,
             containerd_namespaces: args.containerd_namespaces,

@@ -27,6 +27,8 @@ use crate::{
 pub struct RunOptions {
     pub btf: PathBuf,
     pub ring_buffer_mib: u32,
+    /// Longest time a routine event waits in the kernel buffer before the daemon reads it.
+    pub batch: Duration,
     pub metrics_addr: Option<SocketAddr>,
     pub output: Option<PathBuf>,
     pub containerd_namespaces: Vec<String>,
@@ -100,14 +102,21 @@ impl<S: Sink> Pipeline<S> {
                 self.metrics.lines.fetch_add(1, Relaxed);
             }
             Event::CgroupMkdir(c) => {
-                self.metrics.events[sensor_common::kind::CGROUP_MKDIR as usize].fetch_add(1, Relaxed);
+                self.metrics.events[sensor_common::kind::CGROUP_MKDIR as usize]
+                    .fetch_add(1, Relaxed);
                 if let Some(container) = self.registry.cgroup_created(c.id, c.path) {
-                    log::debug!("container {} ({}) cgroup {}", container.id, container.runtime.as_str(), c.id);
+                    log::debug!(
+                        "container {} ({}) cgroup {}",
+                        container.id,
+                        container.runtime.as_str(),
+                        c.id
+                    );
                 }
                 self.update_container_gauge();
             }
             Event::CgroupRmdir(c) => {
-                self.metrics.events[sensor_common::kind::CGROUP_RMDIR as usize].fetch_add(1, Relaxed);
+                self.metrics.events[sensor_common::kind::CGROUP_RMDIR as usize]
+                    .fetch_add(1, Relaxed);
                 self.registry.cgroup_removed(c.id);
                 self.update_container_gauge();
             }
@@ -193,7 +202,12 @@ async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()>
         None => None,
     };
 
-    let ring = RingBuf::try_from(loaded.ebpf.take_map("EVENTS").context("EVENTS map missing")?)?;
+    let ring = RingBuf::try_from(
+        loaded
+            .ebpf
+            .take_map("EVENTS")
+            .context("EVENTS map missing")?,
+    )?;
     let lost_map: PerCpuArray<MapData, u64> =
         PerCpuArray::try_from(loaded.ebpf.take_map("LOST").context("LOST map missing")?)?;
     let mut reader = Reader::new(ring).context("polling the ring buffer")?;
@@ -224,7 +238,9 @@ async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()>
         pipeline.registry.len(),
         container_count,
         cgroup_root.display(),
-        metrics_addr.map(|a| format!(", metrics on http://{a}/metrics")).unwrap_or_default()
+        metrics_addr
+            .map(|a| format!(", metrics on http://{a}/metrics"))
+            .unwrap_or_default()
     );
     pipeline.sensor_line(SensorBody {
         event: "ready",
@@ -239,24 +255,20 @@ async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()>
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut batch = tokio::time::interval(opts.batch);
+    batch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reported_lost = 0;
     let mut ticks: u64 = 0;
     let mut io_result = Ok(());
     let stop = loop {
-        tokio::select! {
-            ready = reader.wait() => {
-                ready.context("polling the ring buffer")?;
-                reader.drain_now(|r| {
-                    if io_result.is_ok() { io_result = pipeline.handle(r); }
-                });
-                io_result.as_ref().map_err(|e| anyhow::anyhow!("writing events: {e}"))?;
-                pipeline.sink.flush().context("writing events")?;
-            }
+        let woken = tokio::select! {
+            ready = reader.wait() => { ready.context("polling the ring buffer")?; true }
+            _ = batch.tick() => true,
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
             _ = tick.tick() => {
                 ticks += 1;
-                if ticks % 60 == 0 {
+                if ticks.is_multiple_of(60) {
                     pipeline.clock.refresh();
                 }
                 let lost = refresh_lost(&lost_map, &metrics);
@@ -267,6 +279,20 @@ async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()>
                     );
                     reported_lost = lost;
                 }
+                false
+            }
+        };
+        if woken {
+            let n = reader.drain_now(|r| {
+                if io_result.is_ok() {
+                    io_result = pipeline.handle(r);
+                }
+            });
+            io_result
+                .as_ref()
+                .map_err(|e| anyhow::anyhow!("writing events: {e}"))?;
+            if n > 0 {
+                pipeline.sink.flush().context("writing events")?;
             }
         }
     };

@@ -48,12 +48,20 @@ pub fn describe(err: &ProgramError) -> String {
             verifier_log,
         } => {
             let log = verifier_log.to_string();
-            let tail: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).rev().take(2).collect();
+            let tail: Vec<&str> = log
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .rev()
+                .take(2)
+                .collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             if tail.is_empty() {
                 format!("the kernel refused to load it: {io_error}")
             } else {
-                format!("the kernel refused to load it: {io_error} (verifier: {})", tail.join(" / "))
+                format!(
+                    "the kernel refused to load it: {io_error} (verifier: {})",
+                    tail.join(" / ")
+                )
             }
         }
         other => {
@@ -92,10 +100,16 @@ pub fn read_btf(path: &Path) -> Result<Btf, LoadError> {
 }
 
 /// Creates the maps with the kernel's offsets filled in, without loading any program.
-pub fn open(btf: &Btf, ring_buffer_bytes: u32) -> Result<(Ebpf, KernelOffsets, Vec<&'static str>), LoadError> {
+pub fn open(
+    btf: &Btf,
+    ring_buffer_bytes: u32,
+) -> Result<(Ebpf, KernelOffsets, Vec<&'static str>), LoadError> {
     let (offsets, missing) = kernel::resolve_offsets(btf);
+    // Wake the daemon early once an eighth of the buffer is pending, well before it can fill.
+    let wakeup_bytes = u64::from(ring_buffer_bytes / 8);
     let ebpf = EbpfLoader::new()
         .override_global("OFFSETS", &offsets, true)
+        .override_global("WAKEUP_BYTES", &wakeup_bytes, true)
         .map_max_entries("EVENTS", ring_buffer_bytes)
         .load(OBJECT)?;
     Ok((ebpf, offsets, missing))
@@ -118,14 +132,21 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     })
 }
 
-pub fn attach_raw_tracepoint(ebpf: &mut Ebpf, program: &str, tracepoint: &str) -> Result<(), LoadError> {
+pub fn attach_raw_tracepoint(
+    ebpf: &mut Ebpf,
+    program: &str,
+    tracepoint: &str,
+) -> Result<(), LoadError> {
     let prog: &mut RawTracePoint = ebpf
         .program_mut(program)
-        .ok_or_else(|| LoadError::MissingProgram { name: program.into() })?
+        .ok_or_else(|| LoadError::MissingProgram {
+            name: program.into(),
+        })?
         .try_into()
         .map_err(|e: ProgramError| program_error(program, &e))?;
     prog.load().map_err(|e| program_error(program, &e))?;
-    prog.attach(tracepoint).map_err(|e| program_error(program, &e))?;
+    prog.attach(tracepoint)
+        .map_err(|e| program_error(program, &e))?;
     Ok(())
 }
 
@@ -159,10 +180,14 @@ pub fn remove_pins(base: &Path, own: Option<&Path>) {
     if let Some(own) = own {
         let _ = std::fs::remove_dir_all(own);
     }
-    let Ok(entries) = std::fs::read_dir(base) else { return };
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
         if !Path::new(&format!("/proc/{pid}")).exists() {
             let _ = std::fs::remove_dir_all(entry.path());
         }

@@ -42,12 +42,22 @@ impl Metrics {
     pub fn render(&self) -> String {
         let per_kind = |counters: &[AtomicU64; KINDS]| -> Vec<(String, u64)> {
             (1..KINDS)
-                .map(|k| (format!("{{kind=\"{}\"}}", kind::name(k as u32)), counters[k].load(Relaxed)))
+                .map(|k| {
+                    (
+                        format!("{{kind=\"{}\"}}", kind::name(k as u32)),
+                        counters[k].load(Relaxed),
+                    )
+                })
                 .collect()
         };
         let one = |c: &AtomicU64| vec![(String::new(), c.load(Relaxed))];
         let families = [
-            ("sensor_events_total", "counter", "Kernel events read, by kind.", per_kind(&self.events)),
+            (
+                "sensor_events_total",
+                "counter",
+                "Kernel events read, by kind.",
+                per_kind(&self.events),
+            ),
             (
                 "sensor_lost_events_total",
                 "counter",
@@ -66,8 +76,18 @@ impl Metrics {
                 "Events whose cgroup id matched no known cgroup.",
                 one(&self.unresolved_cgroups),
             ),
-            ("sensor_containers", "gauge", "Containers currently known.", one(&self.containers)),
-            ("sensor_output_lines_total", "counter", "JSON lines written.", one(&self.lines)),
+            (
+                "sensor_containers",
+                "gauge",
+                "Containers currently known.",
+                one(&self.containers),
+            ),
+            (
+                "sensor_output_lines_total",
+                "counter",
+                "JSON lines written.",
+                one(&self.lines),
+            ),
         ];
         let mut out = String::new();
         for (name, ty, help, samples) in families {
@@ -86,11 +106,18 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<S
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else { continue };
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
             let metrics = metrics.clone();
             tokio::spawn(async move {
                 let mut buf = [0u8; 1024];
-                let n = match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await {
+                let n = match tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    stream.read(&mut buf),
+                )
+                .await
+                {
                     Ok(Ok(n)) => n,
                     _ => return,
                 };
@@ -122,8 +149,14 @@ mod tests {
         m.lost[kind::EXEC as usize].store(3, Relaxed);
         m.events[kind::EXEC as usize].store(10, Relaxed);
         let text = m.render();
-        assert!(text.contains("sensor_lost_events_total{kind=\"exec\"} 3"), "{text}");
-        assert!(text.contains("sensor_events_total{kind=\"exec\"} 10"), "{text}");
+        assert!(
+            text.contains("sensor_lost_events_total{kind=\"exec\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sensor_events_total{kind=\"exec\"} 10"),
+            "{text}"
+        );
         assert!(text.contains("sensor_decode_errors_total 0"));
         assert_eq!(m.lost_total(), 3);
     }

@@ -10,8 +10,8 @@ use std::{
 use aya::{
     Ebpf,
     programs::{
-        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSock, CgroupSockAddr, FEntry, KProbe, Lsm,
-        ProgramError, RawTracePoint, TracePoint,
+        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSock, CgroupSockAddr, FEntry, KProbe,
+        Lsm, ProgramError, RawTracePoint, TracePoint,
     },
 };
 use serde::Serialize;
@@ -61,8 +61,16 @@ impl Report {
 
 fn check(name: &'static str, result: Result<String, String>) -> Check {
     match result {
-        Ok(detail) => Check { name, ok: true, detail },
-        Err(detail) => Check { name, ok: false, detail },
+        Ok(detail) => Check {
+            name,
+            ok: true,
+            detail,
+        },
+        Err(detail) => Check {
+            name,
+            ok: false,
+            detail,
+        },
     }
 }
 
@@ -111,7 +119,9 @@ pub fn run(btf_path: &Path) -> Report {
         btf: btf_path.is_file(),
         bpffs: preflight::bpffs_mounted(),
         cgroup_v2: cgroup_v2.clone(),
-        lsm_list: fs::read_to_string("/sys/kernel/security/lsm").ok().map(|s| s.trim().to_owned()),
+        lsm_list: fs::read_to_string("/sys/kernel/security/lsm")
+            .ok()
+            .map(|s| s.trim().to_owned()),
         checks: Vec::new(),
         enforcement: Vec::new(),
     };
@@ -119,15 +129,21 @@ pub fn run(btf_path: &Path) -> Report {
         "ring_buffer",
         match aya::sys::is_map_supported(aya::maps::MapType::RingBuf) {
             Ok(true) => Ok("BPF_MAP_TYPE_RINGBUF can be created".into()),
-            Ok(false) => Err("BPF_MAP_TYPE_RINGBUF is not supported (kernel older than 5.8)".into()),
+            Ok(false) => {
+                Err("BPF_MAP_TYPE_RINGBUF is not supported (kernel older than 5.8)".into())
+            }
             Err(e) => Err(e.to_string()),
         },
     ));
-    let btf = if report.btf { loader::read_btf(btf_path).map_err(|e| e.to_string()) } else {
+    let btf = if report.btf {
+        loader::read_btf(btf_path).map_err(|e| e.to_string())
+    } else {
         Err(format!("{} is missing", btf_path.display()))
     };
     let opened = btf.as_ref().map_err(Clone::clone).and_then(|btf| {
-        loader::open(btf, 4096).map(|(ebpf, _, _)| ebpf).map_err(|e| e.to_string())
+        loader::open(btf, 4096)
+            .map(|(ebpf, _, _)| ebpf)
+            .map_err(|e| e.to_string())
     });
     let (mut ebpf, btf) = match (opened, btf) {
         (Ok(ebpf), Ok(btf)) => (ebpf, btf),
@@ -143,24 +159,42 @@ pub fn run(btf_path: &Path) -> Report {
     };
     let kernel_btf = aya::Btf::from_sys_fs().ok();
     let probes: Vec<(&'static str, Result<String, String>)> = vec![
-        ("tracepoint", probe_tracepoint(&mut ebpf, "probe_tracepoint", "sched", "sched_process_fork")),
+        (
+            "tracepoint",
+            probe_tracepoint(&mut ebpf, "probe_tracepoint", "sched", "sched_process_fork"),
+        ),
         (
             "tracepoint_cap_capable",
             probe_tracepoint(&mut ebpf, "probe_tracepoint", "capability", "cap_capable"),
         ),
         ("raw_tracepoint", probe_raw_tracepoint(&mut ebpf)),
         ("tp_btf", probe_tp_btf(&mut ebpf, kernel_btf.as_ref())),
-        ("lsm", probe_lsm(&mut ebpf, kernel_btf.as_ref(), report.lsm_list.as_deref())),
+        (
+            "lsm",
+            probe_lsm(&mut ebpf, kernel_btf.as_ref(), report.lsm_list.as_deref()),
+        ),
         ("fentry", probe_fentry(&mut ebpf, kernel_btf.as_ref(), &btf)),
         ("kprobe", probe_kprobe(&mut ebpf)),
-        ("send_signal_tracing", probe_load::<TracePoint>(&mut ebpf, "probe_tracepoint_signal")),
-        ("cgroup_sock_addr", probe_cgroup(&mut ebpf, cgroup_v2.as_deref(), CgroupKind::Connect4)),
+        (
+            "send_signal_tracing",
+            probe_load::<TracePoint>(&mut ebpf, "probe_tracepoint_signal"),
+        ),
+        (
+            "cgroup_sock_addr",
+            probe_cgroup(&mut ebpf, cgroup_v2.as_deref(), CgroupKind::Connect4),
+        ),
         (
             "send_signal_cgroup_sock_addr",
             probe_load::<CgroupSockAddr>(&mut ebpf, "probe_connect4_signal"),
         ),
-        ("cgroup_sock", probe_cgroup(&mut ebpf, cgroup_v2.as_deref(), CgroupKind::Sock)),
-        ("cgroup_skb", probe_cgroup(&mut ebpf, cgroup_v2.as_deref(), CgroupKind::Skb)),
+        (
+            "cgroup_sock",
+            probe_cgroup(&mut ebpf, cgroup_v2.as_deref(), CgroupKind::Sock),
+        ),
+        (
+            "cgroup_skb",
+            probe_cgroup(&mut ebpf, cgroup_v2.as_deref(), CgroupKind::Skb),
+        ),
     ];
     for (name, result) in probes {
         report.checks.push(check(name, result));
@@ -169,7 +203,12 @@ pub fn run(btf_path: &Path) -> Report {
     report
 }
 
-fn probe_tracepoint(ebpf: &mut Ebpf, name: &str, category: &str, tp: &str) -> Result<String, String> {
+fn probe_tracepoint(
+    ebpf: &mut Ebpf,
+    name: &str,
+    category: &str,
+    tp: &str,
+) -> Result<String, String> {
     let prog: &mut TracePoint = program(ebpf, name)?;
     if prog.fd().is_err() {
         prog.load().map_err(err)?;
@@ -196,14 +235,18 @@ fn probe_tp_btf(ebpf: &mut Ebpf, btf: Option<&aya::Btf>) -> Result<String, Strin
     Ok("attached to sched_process_fork".into())
 }
 
-fn probe_lsm(ebpf: &mut Ebpf, btf: Option<&aya::Btf>, lsm_list: Option<&str>) -> Result<String, String> {
+fn probe_lsm(
+    ebpf: &mut Ebpf,
+    btf: Option<&aya::Btf>,
+    lsm_list: Option<&str>,
+) -> Result<String, String> {
     let btf = btf.ok_or("no kernel BTF")?;
-    if let Some(list) = lsm_list {
-        if !list.split(',').any(|l| l == "bpf") {
-            return Err(format!(
-                "the bpf LSM is not active (/sys/kernel/security/lsm: {list}); boot with lsm=...,bpf"
-            ));
-        }
+    if let Some(list) = lsm_list
+        && !list.split(',').any(|l| l == "bpf")
+    {
+        return Err(format!(
+            "the bpf LSM is not active (/sys/kernel/security/lsm: {list}); boot with lsm=...,bpf"
+        ));
     }
     let prog: &mut Lsm = program(ebpf, "probe_lsm")?;
     prog.load("capable", btf).map_err(err)?;
@@ -290,7 +333,11 @@ fn probe_cgroup(ebpf: &mut Ebpf, root: Option<&Path>, kind: CgroupKind) -> Resul
             let prog: &mut CgroupSkb = program(ebpf, "probe_skb")?;
             prog.load().map_err(err)?;
             let link = prog
-                .attach(cgroup.as_fd(), aya::programs::CgroupSkbAttachType::Egress, mode)
+                .attach(
+                    cgroup.as_fd(),
+                    aya::programs::CgroupSkbAttachType::Egress,
+                    mode,
+                )
                 .map_err(err)?;
             prog.detach(link).map_err(err)?;
             "cgroup_skb/egress"
@@ -329,7 +376,11 @@ fn enforcement(r: &Report) -> Vec<Enforcement> {
         Enforcement {
             control: "capability",
             block: block_or_kill,
-            kill: if r.ok("tracepoint_cap_capable") || lsm { kill } else { "audit" },
+            kill: if r.ok("tracepoint_cap_capable") || lsm {
+                kill
+            } else {
+                "audit"
+            },
             detail: lsm_detail.clone(),
         },
         Enforcement {
@@ -340,10 +391,15 @@ fn enforcement(r: &Report) -> Vec<Enforcement> {
         },
         Enforcement {
             control: "network",
-            block: if r.ok("cgroup_sock_addr") { "block" } else { "audit" },
+            block: if r.ok("cgroup_sock_addr") {
+                "block"
+            } else {
+                "audit"
+            },
             kill: net_kill,
             detail: if r.ok("send_signal_cgroup_sock_addr") {
-                "connect/sendmsg fail with EPERM at the cgroup hooks; SIGKILL from the same hook".into()
+                "connect/sendmsg fail with EPERM at the cgroup hooks; SIGKILL from the same hook"
+                    .into()
             } else {
                 "connect/sendmsg fail with EPERM at the cgroup hooks; SIGKILL from a tracing hook (cgroup programs may not signal here)".into()
             },
@@ -361,9 +417,15 @@ pub fn render_text(r: &Report) -> String {
     out.push_str(&format!("bpffs             {}\n", yes(r.bpffs)));
     out.push_str(&format!(
         "cgroup v2         {}\n",
-        r.cgroup_v2.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "not mounted".into())
+        r.cgroup_v2
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "not mounted".into())
     ));
-    out.push_str(&format!("active LSMs       {}\n\n", r.lsm_list.as_deref().unwrap_or("unknown")));
+    out.push_str(&format!(
+        "active LSMs       {}\n\n",
+        r.lsm_list.as_deref().unwrap_or("unknown")
+    ));
     for c in &r.checks {
         out.push_str(&format!("{:<30} {:<4} {}\n", c.name, yes(c.ok), c.detail));
     }

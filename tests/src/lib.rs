@@ -1,0 +1,317 @@
+//! Harness for the integration tests: start the real sensor binary, read its JSON lines, drive
+//! real containers with the docker CLI. Tests panic with context instead of returning errors,
+//! and a test that cannot run here says why on stderr.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::{
+        Arc, Mutex,
+        mpsc::{self, Receiver, RecvTimeoutError},
+    },
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// The sensor binary: `SENSOR_BIN` (set by `cargo xtask test`), else next to this test binary.
+pub fn sensor_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SENSOR_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test> → target/<profile>/sensor
+    let exe = std::env::current_exe().expect("current_exe");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("sensor"))
+        .expect("target layout");
+    assert!(
+        bin.exists(),
+        "sensor binary not found at {}: run the tests with `cargo xtask test`, or set SENSOR_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// Image with busybox that the containers of the tests run (built by `cargo xtask test`).
+pub fn image() -> String {
+    std::env::var("SENSOR_TEST_IMAGE").unwrap_or_else(|_| "local/busybox:latest".into())
+}
+
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "integration tests load eBPF programs: run them as root with `cargo xtask test`"
+    );
+}
+
+/// Fails (never skips) when dockerd is not there: `cargo xtask test` starts one.
+pub fn require_docker() {
+    let ok = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "dockerd does not answer: run the integration tests with `cargo xtask test`, which starts one"
+    );
+}
+
+/// Runs `docker ARGS`, panicking with its stderr on failure; returns trimmed stdout.
+pub fn docker(args: &[&str]) -> String {
+    let out = docker_output(args);
+    assert!(
+        out.status.success(),
+        "docker {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+pub fn docker_output(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running docker")
+}
+
+/// A unique name for containers and markers of one test.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Removes a container when dropped, so a failing test does not leave it running.
+pub struct ContainerGuard(pub String);
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        let _ = docker_output(&["rm", "-f", &self.0]);
+    }
+}
+
+/// A running `sensor run`, its stdout parsed as JSON lines.
+pub struct Sensor {
+    child: Child,
+    lines: Receiver<Value>,
+    seen: Vec<Value>,
+    stderr: Arc<Mutex<String>>,
+    pub ready: Value,
+}
+
+impl Sensor {
+    /// Starts `sensor run ARGS` and waits for its `ready` line.
+    pub fn start(args: &[&str]) -> Self {
+        require_root();
+        let mut child = Command::new(sensor_bin())
+            .arg("run")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting the sensor");
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+                    panic!("sensor wrote a line that is not JSON ({e}): {line}")
+                });
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let err = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let mut sensor = Self {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+            stderr,
+            ready: Value::Null,
+        };
+        sensor.ready = sensor.wait_for(Duration::from_secs(60), "the sensor's ready line", |v| {
+            v["kind"] == "sensor" && v["event"] == "ready"
+        });
+        sensor
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The first line (already seen or arriving within `timeout`) matching `pred`.
+    pub fn wait_for(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            return v.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no line for {what} within {timeout:?}; {} lines seen; sensor stderr:\n{}",
+                    self.seen.len(),
+                    self.stderr()
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "sensor exited while waiting for {what}; status {:?}; stderr:\n{}",
+                    self.child.try_wait(),
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Every line received so far (after waiting `settle` for stragglers).
+    pub fn lines(&mut self, settle: Duration) -> &[Value] {
+        let deadline = Instant::now() + settle;
+        while let Ok(v) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(v);
+        }
+        &self.seen
+    }
+
+    /// Sends `signal` and waits for exit (bounded); returns the exit status.
+    pub fn stop_with(&mut self, signal: i32) -> ExitStatus {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // Collect what it wrote before exiting.
+                while let Ok(v) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(v);
+                }
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sensor did not exit within 30 s of signal {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Ids of the BPF programs this sensor holds, from its fd table (`prog_id` in fdinfo).
+    pub fn program_ids(&self) -> Vec<u32> {
+        program_ids_of(self.child.id())
+    }
+}
+
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// BPF program ids referenced by the fds of process `pid` (program and link fds).
+pub fn program_ids_of(pid: u32) -> Vec<u32> {
+    let mut ids = Vec::new();
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return ids;
+    };
+    for e in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        for line in text.lines() {
+            if let Some(Ok(id)) = line.strip_prefix("prog_id:").map(|id| id.trim().parse()) {
+                ids.push(id);
+            }
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Whether the kernel still has a BPF program with this id.
+pub fn program_exists(id: u32) -> bool {
+    Command::new("bpftool")
+        .args(["prog", "show", "id", &id.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("bpftool (installed by cargo xtask setup)")
+        .success()
+}
+
+/// `sensor probe --json`, parsed.
+pub fn probe() -> Value {
+    let out = Command::new(sensor_bin())
+        .args(["probe", "--json"])
+        .output()
+        .expect("sensor probe");
+    assert!(
+        out.status.success(),
+        "sensor probe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("probe JSON")
+}
+
+/// Whether `sensor probe` found check `name` working on this kernel.
+pub fn kernel_has(probe: &Value, name: &str) -> bool {
+    probe["checks"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["name"] == name && c["ok"] == true))
+}
+
+/// Prints why a test does not run its body here and returns true when it should skip.
+pub fn skip_unless(probe: &Value, feature: &str, test: &str) -> bool {
+    if kernel_has(probe, feature) {
+        return false;
+    }
+    let detail = probe["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == feature))
+        .map(|c| c["detail"].as_str().unwrap_or("").to_owned())
+        .unwrap_or_else(|| "not probed".into());
+    eprintln!(
+        "SKIPPED {test}: this kernel lacks {feature} ({detail}); the QEMU guest suite covers it"
+    );
+    true
+}

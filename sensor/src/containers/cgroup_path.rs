@@ -58,7 +58,9 @@ pub struct Identity {
 pub const DEFAULT_CONTAINERD_NAMESPACES: &[&str] = &["default", "k8s.io", "moby", "buildkit"];
 
 fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `prefix<64 hex>suffix` → the hex id.
@@ -85,7 +87,11 @@ fn pod_uid(component: &str) -> Option<String> {
 }
 
 /// One component, given its parent, as a container of some runtime.
-fn component_identity(parent: Option<&str>, component: &str, in_kubepods: bool) -> Option<(Runtime, String)> {
+fn component_identity(
+    parent: Option<&str>,
+    component: &str,
+    in_kubepods: bool,
+) -> Option<(Runtime, String)> {
     let patterns: [(&str, &str, Runtime); 6] = [
         ("docker-", ".scope", Runtime::Docker),
         ("cri-containerd-", ".scope", Runtime::Containerd),
@@ -99,10 +105,10 @@ fn component_identity(parent: Option<&str>, component: &str, in_kubepods: bool) 
             return Some((runtime, id.to_owned()));
         }
     }
-    if parent == Some("libpod_parent") {
-        if let Some(id) = strip_id(component, "libpod-", "") {
-            return Some((Runtime::Podman, id.to_owned()));
-        }
+    if parent == Some("libpod_parent")
+        && let Some(id) = strip_id(component, "libpod-", "")
+    {
+        return Some((Runtime::Podman, id.to_owned()));
     }
     if is_hex64(component) {
         if parent == Some("docker") {
@@ -129,8 +135,16 @@ pub fn parse(path: &str, containerd_namespaces: &[&str]) -> Option<Identity> {
         let in_kubepods = kubepods_at.is_some_and(|k| k < i);
         if let Some((runtime, id)) = component_identity(parent, component, in_kubepods) {
             found = Some((i, runtime, id, None));
-        } else if i == 1 && containerd_namespaces.contains(&components[0]) && valid_ctr_id(component) {
-            found = Some((i, Runtime::Containerd, component.to_string(), Some(components[0].to_owned())));
+        } else if i == 1
+            && containerd_namespaces.contains(&components[0])
+            && valid_ctr_id(component)
+        {
+            found = Some((
+                i,
+                Runtime::Containerd,
+                component.to_string(),
+                Some(components[0].to_owned()),
+            ));
         }
     }
     let (at, runtime, id, namespace) = found?;
@@ -151,7 +165,8 @@ fn valid_ctr_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 76
         && s.as_bytes()[0].is_ascii_alphanumeric()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         && !s.ends_with(".scope")
         && !s.ends_with(".slice")
         && !s.ends_with(".service")
@@ -179,17 +194,34 @@ mod tests {
         let cases: Vec<(String, Option<Identity>)> = vec![
             // Docker, cgroupfs and systemd drivers.
             (format!("/docker/{ID}"), id(Runtime::Docker, ID, None, None)),
-            (format!("/system.slice/docker-{ID}.scope"), id(Runtime::Docker, ID, None, None)),
+            (
+                format!("/system.slice/docker-{ID}.scope"),
+                id(Runtime::Docker, ID, None, None),
+            ),
             // systemd inside a Docker container: still that container.
-            (format!("/system.slice/docker-{ID}.scope/system.slice/cron.service"), id(Runtime::Docker, ID, None, None)),
+            (
+                format!("/system.slice/docker-{ID}.scope/system.slice/cron.service"),
+                id(Runtime::Docker, ID, None, None),
+            ),
             // containerd via ctr: /<namespace>/<id>, ids chosen by the user.
-            ("/default/web1".into(), id(Runtime::Containerd, "web1", None, Some("default"))),
-            (format!("/k8s.io/{ID}"), id(Runtime::Containerd, ID, None, Some("k8s.io"))),
+            (
+                "/default/web1".into(),
+                id(Runtime::Containerd, "web1", None, Some("default")),
+            ),
+            (
+                format!("/k8s.io/{ID}"),
+                id(Runtime::Containerd, ID, None, Some("k8s.io")),
+            ),
             // nerdctl under systemd.
-            (format!("/system.slice/nerdctl-{ID}.scope"), id(Runtime::Containerd, ID, None, None)),
+            (
+                format!("/system.slice/nerdctl-{ID}.scope"),
+                id(Runtime::Containerd, ID, None, None),
+            ),
             // Kubernetes, systemd driver, containerd: pod UID with underscores in the slice.
             (
-                format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice/cri-containerd-{ID}.scope"),
+                format!(
+                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice/cri-containerd-{ID}.scope"
+                ),
                 id(Runtime::Containerd, ID, Some(UID), None),
             ),
             // Guaranteed QoS has no QoS slice.
@@ -199,29 +231,53 @@ mod tests {
             ),
             // Kubernetes, systemd driver, CRI-O.
             (
-                format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice/crio-{ID}.scope"),
+                format!(
+                    "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice/crio-{ID}.scope"
+                ),
                 id(Runtime::CriO, ID, Some(UID), None),
             ),
             // Kubernetes, cgroupfs driver: runtime not in the path.
-            (format!("/kubepods/burstable/pod{UID}/{ID}"), id(Runtime::Cri, ID, Some(UID), None)),
-            (format!("/kubepods/besteffort/pod{UID}/crio-{ID}"), id(Runtime::CriO, ID, Some(UID), None)),
-            // Podman, cgroupfs and systemd; rootless podman under a user slice.
-            (format!("/libpod_parent/libpod-{ID}"), id(Runtime::Podman, ID, None, None)),
-            (format!("/machine.slice/libpod-{ID}.scope"), id(Runtime::Podman, ID, None, None)),
             (
-                format!("/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope/container"),
+                format!("/kubepods/burstable/pod{UID}/{ID}"),
+                id(Runtime::Cri, ID, Some(UID), None),
+            ),
+            (
+                format!("/kubepods/besteffort/pod{UID}/crio-{ID}"),
+                id(Runtime::CriO, ID, Some(UID), None),
+            ),
+            // Podman, cgroupfs and systemd; rootless podman under a user slice.
+            (
+                format!("/libpod_parent/libpod-{ID}"),
+                id(Runtime::Podman, ID, None, None),
+            ),
+            (
+                format!("/machine.slice/libpod-{ID}.scope"),
+                id(Runtime::Podman, ID, None, None),
+            ),
+            (
+                format!(
+                    "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope/container"
+                ),
                 id(Runtime::Podman, ID, None, None),
             ),
             // Nested: Kubernetes in a kind node (a Docker container) → the inner container.
             (
-                format!("/docker/{ID}/kubepods/burstable/pod{UID}/{}", "a".repeat(64)),
+                format!(
+                    "/docker/{ID}/kubepods/burstable/pod{UID}/{}",
+                    "a".repeat(64)
+                ),
                 id(Runtime::Cri, &"a".repeat(64), Some(UID), None),
             ),
             // Runtime helpers are not containers.
             (format!("/system.slice/crio-conmon-{ID}.scope"), None),
             (format!("/machine.slice/libpod-conmon-{ID}.scope"), None),
             // Pod-level cgroup without a container below it.
-            (format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice"), None),
+            (
+                format!(
+                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice"
+                ),
+                None,
+            ),
             // Host cgroups.
             ("/".into(), None),
             ("".into(), None),
@@ -239,10 +295,17 @@ mod tests {
             ("/myns/web1".into(), None),
             ("/default/foo.service".into(), None),
             // A sub-cgroup of a ctr container belongs to it.
-            ("/default/a/b".into(), id(Runtime::Containerd, "a", None, Some("default"))),
+            (
+                "/default/a/b".into(),
+                id(Runtime::Containerd, "a", None, Some("default")),
+            ),
         ];
         for (path, want) in cases {
-            assert_eq!(parse(&path, DEFAULT_CONTAINERD_NAMESPACES), want, "path {path}");
+            assert_eq!(
+                parse(&path, DEFAULT_CONTAINERD_NAMESPACES),
+                want,
+                "path {path}"
+            );
         }
     }
 
@@ -250,7 +313,11 @@ mod tests {
     fn pod_uids() {
         assert_eq!(pod_uid(&format!("pod{UID}")).as_deref(), Some(UID));
         assert_eq!(
-            pod_uid(&format!("kubepods-burstable-pod{}.slice", UID.replace('-', "_"))).as_deref(),
+            pod_uid(&format!(
+                "kubepods-burstable-pod{}.slice",
+                UID.replace('-', "_")
+            ))
+            .as_deref(),
             Some(UID)
         );
         assert_eq!(pod_uid("podnotauid"), None);

@@ -6,8 +6,7 @@
 
 use std::{
     collections::HashMap,
-    fs,
-    io,
+    fs, io,
     os::{fd::AsRawFd, unix::fs::MetadataExt},
     path::{Path, PathBuf},
 };
@@ -59,13 +58,21 @@ pub fn walk(root: &Path) -> HashMap<u64, String> {
     let mut out = HashMap::new();
     let mut stack = vec![(root.to_path_buf(), String::from("/"))];
     while let Some((dir, rel)) = stack.pop() {
-        let Ok(meta) = fs::metadata(&dir) else { continue };
+        let Ok(meta) = fs::metadata(&dir) else {
+            continue;
+        };
         out.insert(meta.ino(), rel.clone());
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let child_rel = if rel == "/" { format!("/{name}") } else { format!("{rel}/{name}") };
+                let child_rel = if rel == "/" {
+                    format!("/{name}")
+                } else {
+                    format!("{rel}/{name}")
+                };
                 stack.push((entry.path(), child_rel));
             }
         }
@@ -120,7 +127,10 @@ mod tests {
 33 32 0:28 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
 35 32 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:14 - cgroup cgroup rw,cpu,cpuacct
 ";
-        assert_eq!(find_v2_mount(hybrid), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            find_v2_mount(hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
         let pure = "29 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
         assert_eq!(find_v2_mount(pure), Some(PathBuf::from("/sys/fs/cgroup")));
         // A container's view: a bind of a sub-tree is not the hierarchy root.

@@ -81,7 +81,11 @@ impl Registry {
     }
 
     fn identity(&self, path: &str) -> Option<Identity> {
-        let ns: Vec<&str> = self.containerd_namespaces.iter().map(String::as_str).collect();
+        let ns: Vec<&str> = self
+            .containerd_namespaces
+            .iter()
+            .map(String::as_str)
+            .collect();
         cgroup_path::parse(path, &ns)
     }
 

@@ -32,7 +32,11 @@ pub enum Event {
 #[derive(Debug, PartialEq, Eq)]
 pub enum DecodeError {
     /// Shorter than its kind's struct, or than the size it claims.
-    Truncated { kind: u32, len: usize, want: usize },
+    Truncated {
+        kind: u32,
+        len: usize,
+        want: usize,
+    },
     UnknownKind(u32),
 }
 
@@ -40,7 +44,11 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Truncated { kind, len, want } => {
-                write!(f, "{} record of {len} bytes, expected {want}", kind::name(*kind))
+                write!(
+                    f,
+                    "{} record of {len} bytes, expected {want}",
+                    kind::name(*kind)
+                )
             }
             Self::UnknownKind(k) => write!(f, "record of unknown kind {k}"),
         }
@@ -53,7 +61,11 @@ impl std::error::Error for DecodeError {}
 pub(crate) fn read_struct<T: aya::Pod>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
     let want = std::mem::size_of::<T>();
     if bytes.len() < want {
-        return Err(DecodeError::Truncated { kind, len: bytes.len(), want });
+        return Err(DecodeError::Truncated {
+            kind,
+            len: bytes.len(),
+            want,
+        });
     }
     // SAFETY: `bytes` holds at least size_of::<T>() bytes and T is Pod (any bit pattern is a
     // valid value); read_unaligned makes no alignment assumption.
@@ -115,8 +127,10 @@ pub(crate) mod test_util {
     /// The raw bytes of a Pod value, as the ring buffer delivers them.
     pub fn bytes_of<T: aya::Pod>(v: &T) -> Vec<u8> {
         // SAFETY: T is Pod: plain bytes without padding.
-        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
-            .to_vec()
+        unsafe {
+            std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>())
+        }
+        .to_vec()
     }
 }
 
@@ -126,12 +140,21 @@ mod tests {
 
     #[test]
     fn rejects_short_and_unknown_records() {
-        assert!(matches!(decode(&[1, 0, 0]), Err(DecodeError::Truncated { .. })));
+        assert!(matches!(
+            decode(&[1, 0, 0]),
+            Err(DecodeError::Truncated { .. })
+        ));
         let h = test_util::header(99, 64);
-        assert_eq!(decode(&test_util::bytes_of(&h)), Err(DecodeError::UnknownKind(99)));
+        assert_eq!(
+            decode(&test_util::bytes_of(&h)),
+            Err(DecodeError::UnknownKind(99))
+        );
         // An exec header without its payload.
         let h = test_util::header(kind::EXEC, 64);
-        assert!(matches!(decode(&test_util::bytes_of(&h)), Err(DecodeError::Truncated { .. })));
+        assert!(matches!(
+            decode(&test_util::bytes_of(&h)),
+            Err(DecodeError::Truncated { .. })
+        ));
     }
 
     #[test]

@@ -59,10 +59,17 @@ struct Member {
 #[derive(Clone, Debug)]
 enum Type {
     /// Struct or union with its members.
-    Composite { name_off: u32, members: Vec<Member> },
-    Func { name_off: u32 },
+    Composite {
+        name_off: u32,
+        members: Vec<Member>,
+    },
+    Func {
+        name_off: u32,
+    },
     /// typedef, const, volatile, restrict, type tag: refers to another type.
-    Modifier { type_id: u32 },
+    Modifier {
+        type_id: u32,
+    },
     Other,
 }
 
@@ -287,7 +294,13 @@ mod tests {
         let mut out = Vec::new();
         out.extend_from_slice(&BTF_MAGIC.to_le_bytes());
         out.extend_from_slice(&[1, 0]);
-        for w in [24u32, 0, ty.len() as u32, ty.len() as u32, strs.len() as u32] {
+        for w in [
+            24u32,
+            0,
+            ty.len() as u32,
+            ty.len() as u32,
+            strs.len() as u32,
+        ] {
             out.extend_from_slice(&w.to_le_bytes());
         }
         out.extend_from_slice(&ty);
@@ -308,7 +321,12 @@ mod tests {
                 // 3: const of the union, as some kernels emit for anonymous members
                 (None, KIND_CONST << 24, 2, vec![]),
                 // 4: struct outer { int a @0; const union {..} @64 }
-                (Some(1), (KIND_STRUCT << 24) | 2, 16, vec![S(2), N(1), N(0), N(0), N(3), N(64)]),
+                (
+                    Some(1),
+                    (KIND_STRUCT << 24) | 2,
+                    16,
+                    vec![S(2), N(1), N(0), N(0), N(3), N(64)],
+                ),
                 // 5: func do_thing
                 (Some(4), KIND_FUNC << 24, 0, vec![]),
             ],

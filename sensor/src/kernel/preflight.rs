@@ -24,7 +24,9 @@ pub enum PreflightError {
         path.display()
     )]
     NoBtf { path: PathBuf },
-    #[error("bpffs is not mounted at {BPFFS}: mount it with `mount -t bpf bpf {BPFFS}` and start the sensor again")]
+    #[error(
+        "bpffs is not mounted at {BPFFS}: mount it with `mount -t bpf bpf {BPFFS}` and start the sensor again"
+    )]
     NoBpffs,
     #[error(
         "no cgroup v2 hierarchy is mounted, so processes cannot be attributed to containers: mount it with `mount -t cgroup2 none /sys/fs/cgroup` (or /sys/fs/cgroup/unified on hybrid hosts)"
@@ -34,7 +36,11 @@ pub enum PreflightError {
 
 pub fn require_root() -> Result<(), PreflightError> {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 { Ok(()) } else { Err(PreflightError::NotRoot) }
+    if unsafe { libc::geteuid() } == 0 {
+        Ok(())
+    } else {
+        Err(PreflightError::NotRoot)
+    }
 }
 
 pub fn require_kernel_version() -> Result<(), PreflightError> {
@@ -50,7 +56,9 @@ pub fn require_btf(path: &Path) -> Result<(), PreflightError> {
     if path.is_file() {
         Ok(())
     } else {
-        Err(PreflightError::NoBtf { path: path.to_owned() })
+        Err(PreflightError::NoBtf {
+            path: path.to_owned(),
+        })
     }
 }
 
@@ -63,7 +71,11 @@ pub fn bpffs_mounted() -> bool {
 }
 
 pub fn require_bpffs() -> Result<(), PreflightError> {
-    if bpffs_mounted() { Ok(()) } else { Err(PreflightError::NoBpffs) }
+    if bpffs_mounted() {
+        Ok(())
+    } else {
+        Err(PreflightError::NoBpffs)
+    }
 }
 
 pub fn require_cgroup_v2() -> Result<PathBuf, PreflightError> {
@@ -115,7 +127,10 @@ pub fn ensure_mounted(fstype: &str, target: &str) {
     if rc == 0 {
         log::info!("mounted {fstype} at {target}");
     } else {
-        log::debug!("could not mount {fstype} at {target}: {}", std::io::Error::last_os_error());
+        log::debug!(
+            "could not mount {fstype} at {target}: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 

@@ -8,7 +8,10 @@ pub struct Clock {
 }
 
 fn now_ns(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer; both clocks exist on every supported kernel.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
@@ -16,7 +19,9 @@ fn now_ns(clock: libc::clockid_t) -> i128 {
 
 impl Clock {
     pub fn new() -> Self {
-        let mut c = Self { realtime_minus_boot_ns: 0 };
+        let mut c = Self {
+            realtime_minus_boot_ns: 0,
+        };
         c.refresh();
         c
     }
@@ -76,14 +81,20 @@ mod tests {
     #[test]
     fn formats() {
         assert_eq!(rfc3339_from_unix_ns(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339_from_unix_ns(1_000_000_001), "1970-01-01T00:00:01.000000001Z");
+        assert_eq!(
+            rfc3339_from_unix_ns(1_000_000_001),
+            "1970-01-01T00:00:01.000000001Z"
+        );
         // 2000-02-29 (leap day) 12:34:56.5
         assert_eq!(
             rfc3339_from_unix_ns(951_827_696_500_000_000),
             "2000-02-29T12:34:56.500000000Z"
         );
         // 2026-11-30T05:28:16Z
-        assert_eq!(rfc3339_from_unix_ns(1_796_016_496_000_000_000), "2026-11-30T05:28:16.000000000Z");
+        assert_eq!(
+            rfc3339_from_unix_ns(1_796_016_496_000_000_000),
+            "2026-11-30T05:28:16.000000000Z"
+        );
         assert_eq!(rfc3339_from_unix_ns(-1), "1969-12-31T23:59:59.999999999Z");
     }
 

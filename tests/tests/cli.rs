@@ -1,0 +1,191 @@
+//! The binary's contract with operators: clean detach on signals, one-line errors, the probe.
+
+use std::{process::Command, time::Duration};
+
+use integration_tests::{Sensor, kernel_has, probe, program_exists, require_root, sensor_bin};
+
+fn detaches_on(signal: i32) {
+    let mut sensor = Sensor::start(&[]);
+    let ids = sensor.program_ids();
+    assert!(
+        ids.len() >= 3,
+        "the sensor holds its programs while running: {ids:?}"
+    );
+    assert!(ids.iter().all(|id| program_exists(*id)));
+    let status = sensor.stop_with(signal);
+    assert!(status.success(), "clean exit on signal {signal}: {status}");
+    let remaining: Vec<u32> = ids.into_iter().filter(|id| program_exists(*id)).collect();
+    assert!(
+        remaining.is_empty(),
+        "programs still loaded after signal {signal}: {remaining:?}"
+    );
+    let stopped = sensor.wait_for(Duration::from_secs(1), "the stopped line", |v| {
+        v["kind"] == "sensor" && v["event"] == "stopped"
+    });
+    assert_eq!(stopped["lost_events"], 0, "{stopped}");
+    let pins = std::path::Path::new("/sys/fs/bpf/sensor").join(sensor.pid().to_string());
+    assert!(!pins.exists(), "pins removed: {}", pins.display());
+}
+
+#[test]
+fn sigterm_unloads_every_program() {
+    detaches_on(libc::SIGTERM);
+}
+
+#[test]
+fn sigint_unloads_every_program() {
+    detaches_on(libc::SIGINT);
+}
+
+/// Runs the sensor with `wrapper` around it and returns (exit code, stderr).
+fn failing_run(wrapper: &[&str], extra: &[&str]) -> (i32, String) {
+    let bin = sensor_bin();
+    let mut cmd = Command::new(wrapper.first().copied().unwrap_or(bin.to_str().unwrap()));
+    if !wrapper.is_empty() {
+        cmd.args(&wrapper[1..]).arg(&bin);
+    }
+    let out = cmd.arg("run").args(extra).output().expect("spawn");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.stdout.is_empty(),
+        "no events on failure: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn assert_one_line_error(stderr: &str, needle: &str) {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "exactly one line: {stderr:?}");
+    assert!(lines[0].starts_with("sensor: error: "), "{stderr}");
+    assert!(lines[0].contains(needle), "mentions {needle:?}: {stderr}");
+    assert!(
+        !stderr.contains("backtrace") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn not_root_is_one_line() {
+    require_root();
+    let (code, stderr) = failing_run(
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert_one_line_error(&stderr, "must run as root");
+}
+
+#[test]
+fn missing_btf_is_one_line() {
+    require_root();
+    let (code, stderr) = failing_run(&[], &["--btf", "/nonexistent/vmlinux"]);
+    assert_ne!(code, 0);
+    assert_one_line_error(&stderr, "CONFIG_DEBUG_INFO_BTF");
+}
+
+#[test]
+fn missing_bpffs_is_one_line() {
+    require_root();
+    // A private mount namespace without bpffs: the host's mount is untouched.
+    let (code, stderr) = failing_run(
+        &[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "umount /sys/fs/bpf && exec \"$0\" \"$@\"",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert_one_line_error(&stderr, "mount -t bpf bpf /sys/fs/bpf");
+}
+
+#[test]
+fn probe_reports_what_this_kernel_allows() {
+    require_root();
+    let p = probe();
+    for key in [
+        "kernel",
+        "btf",
+        "bpffs",
+        "cgroup_v2",
+        "checks",
+        "enforcement",
+    ] {
+        assert!(!p[key].is_null(), "probe has {key}: {p}");
+    }
+    // What every supported kernel must have for the sensor to run at all.
+    for feature in ["ring_buffer", "raw_tracepoint"] {
+        assert!(kernel_has(&p, feature), "{feature}: {p:#}");
+    }
+    // The answers must match what the kernel actually does: the sensor's own exec hook is a raw
+    // tracepoint and it loaded above (Sensor::start in other tests); here, LSM is either usable
+    // or explained.
+    let lsm = p["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "lsm")
+        .unwrap();
+    if lsm["ok"] == false {
+        let detail = lsm["detail"].as_str().unwrap();
+        assert!(!detail.is_empty(), "a refused feature says why");
+        eprintln!(
+            "note: BPF LSM is not usable on this kernel ({detail}); block falls back to kill"
+        );
+    }
+    let controls: Vec<&str> = p["enforcement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["control"].as_str().unwrap())
+        .collect();
+    assert_eq!(controls, ["exec", "capability", "syscall", "network"]);
+    // Text mode works too.
+    let out = Command::new(sensor_bin()).arg("probe").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("enforcement on this kernel"));
+}
+
+#[test]
+fn metrics_are_served() {
+    let mut sensor = Sensor::start(&["--metrics-addr", "127.0.0.1:0"]);
+    let addr = sensor.ready["metrics"]
+        .as_str()
+        .expect("ready line names the metrics address")
+        .to_owned();
+    Command::new("/bin/true").status().unwrap();
+    sensor.wait_for(Duration::from_secs(10), "any exec", |v| v["kind"] == "exec");
+    let body = http_get(&addr, "/metrics");
+    assert!(
+        body.contains("sensor_lost_events_total{kind=\"exec\"} 0"),
+        "{body}"
+    );
+    assert!(
+        body.contains("sensor_events_total{kind=\"exec\"}"),
+        "{body}"
+    );
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to metrics");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}

@@ -1,0 +1,231 @@
+//! `cargo xtask bench`: each workload runs in a real container with the sensor not loaded and
+//! loaded, interleaved over rounds (the order alternates to cancel drift); the report is the
+//! ratio loaded/unloaded of the workload's time per operation: median, min and max. It reports,
+//! it does not gate.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Instant,
+};
+
+use anyhow::{Context as _, bail};
+use serde_json::json;
+
+use crate::{docker, host, setup, util};
+
+const IMAGE: &str = "local/sensor-bench:latest";
+
+struct Workload {
+    name: &'static str,
+    args: &'static [&'static str],
+}
+
+const WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "getpid",
+        args: &["getpid", "3000000"],
+    },
+    Workload {
+        name: "fork_exec",
+        args: &["fork-exec", "2000", "/bin/true"],
+    },
+];
+
+/// Builds the workload binary statically so that it runs inside a busybox image.
+pub fn build_workload() -> anyhow::Result<PathBuf> {
+    let target = "x86_64-unknown-linux-gnu";
+    util::run(
+        util::cargo()
+            .args([
+                "build",
+                "--release",
+                "--package",
+                "integration-tests",
+                "--bin",
+                "workload",
+                "--target",
+                target,
+            ])
+            .env("RUSTFLAGS", "-C target-feature=+crt-static"),
+    )?;
+    Ok(util::target_dir()
+        .join(target)
+        .join("release")
+        .join("workload"))
+}
+
+/// A running sensor, writing its events to /dev/null.
+struct Sensor(Child);
+
+impl Sensor {
+    fn start(bin: &Path) -> anyhow::Result<Self> {
+        let mut child = Command::new(bin)
+            .args(["run", "--output", "/dev/null"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stderr = child.stderr.take().context("sensor stderr")?;
+        let mut lines = BufReader::new(stderr).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("sensor ready") => break,
+                Some(Ok(_)) => {}
+                _ => bail!("sensor exited before it was ready"),
+            }
+        }
+        // Keep draining stderr so the sensor never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Self(child))
+    }
+}
+
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+fn measure(container: &str, w: &Workload) -> anyhow::Result<f64> {
+    let out = util::output(
+        Command::new("docker")
+            .args(["exec", container, "/usr/local/bin/workload"])
+            .args(w.args),
+    )?;
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).with_context(|| format!("workload output {out:?}"))?;
+    v["ns_per_op"].as_f64().context("ns_per_op missing")
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+pub fn bench(rounds: usize, filter: Option<&str>) -> anyhow::Result<()> {
+    if !util::is_root() {
+        bail!("benchmarks load eBPF programs and start dockerd: run as root");
+    }
+    setup::ensure()?;
+    host::ensure_bpffs()?;
+    let sensor = crate::build_sensor(true)?;
+    let workload = build_workload()?;
+    let workdir = util::target_dir().join("xtask");
+    let mut dockerd = docker::TestDocker::ensure(&workdir.join("docker"))?;
+    let container = format!("sensor-bench-{}", std::process::id());
+    let result = (|| {
+        docker::build_busybox_image(IMAGE, &[(&workload, "/usr/local/bin/workload")], &workdir)?;
+        util::output(
+            Command::new("docker")
+                .args(["run", "-d", "--name", &container, IMAGE, "sleep", "1000000"]),
+        )?;
+        run_rounds(&sensor, &container, rounds.max(1), filter)
+    })();
+    let _ = util::output(Command::new("docker").args(["rm", "-f", &container]));
+    dockerd.stop();
+    result
+}
+
+fn run_rounds(
+    sensor: &Path,
+    container: &str,
+    rounds: usize,
+    filter: Option<&str>,
+) -> anyhow::Result<()> {
+    let workloads: Vec<&Workload> = WORKLOADS
+        .iter()
+        .filter(|w| filter.is_none_or(|f| w.name.contains(f)))
+        .collect();
+    if workloads.is_empty() {
+        bail!("no workload matches {filter:?}");
+    }
+    for w in &workloads {
+        measure(container, w)?; // warm-up: page cache, CPU frequency
+    }
+    let mut unloaded = vec![Vec::new(); workloads.len()];
+    let mut loaded = vec![Vec::new(); workloads.len()];
+    let started = Instant::now();
+    for round in 0..rounds {
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for with_sensor in order {
+            let _sensor = if with_sensor {
+                Some(Sensor::start(sensor)?)
+            } else {
+                None
+            };
+            for (i, w) in workloads.iter().enumerate() {
+                let ns = measure(container, w)?;
+                if with_sensor {
+                    loaded[i].push(ns)
+                } else {
+                    unloaded[i].push(ns)
+                }
+            }
+        }
+        eprintln!("xtask: bench round {}/{rounds} done", round + 1);
+    }
+    let mut report = Vec::new();
+    println!(
+        "{:<12} {:>14} {:>14} {:>8} {:>8} {:>8}",
+        "workload", "unloaded ns/op", "loaded ns/op", "median", "min", "max"
+    );
+    for (i, w) in workloads.iter().enumerate() {
+        let mut ratios: Vec<f64> = loaded[i]
+            .iter()
+            .zip(&unloaded[i])
+            .map(|(l, u)| l / u)
+            .collect();
+        let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = ratios.iter().copied().fold(0.0, f64::max);
+        let med = median(&mut ratios);
+        let (mu, ml) = (
+            median(&mut unloaded[i].clone()),
+            median(&mut loaded[i].clone()),
+        );
+        println!(
+            "{:<12} {mu:>14.1} {ml:>14.1} {med:>8.3} {min:>8.3} {max:>8.3}",
+            w.name
+        );
+        report.push(json!({
+            "workload": w.name,
+            "args": w.args,
+            "unit": "ns/op",
+            "unloaded": unloaded[i],
+            "loaded": loaded[i],
+            "median_ratio": med,
+            "min_ratio": min,
+            "max_ratio": max,
+        }));
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let doc = json!({
+        "unix_time": secs,
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        "rounds": rounds,
+        "ratio": "loaded / unloaded time per operation (1.00 = no overhead)",
+        "duration_s": started.elapsed().as_secs_f64(),
+        "workloads": report,
+    });
+    let dir = util::target_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let text = serde_json::to_string_pretty(&doc)?;
+    std::fs::write(dir.join(format!("bench-{secs}.json")), &text)?;
+    std::fs::write(dir.join("latest.json"), &text)?;
+    println!("written: {}", dir.join("latest.json").display());
+    Ok(())
+}

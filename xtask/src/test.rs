@@ -1,0 +1,48 @@
+//! `cargo xtask test`: unit tests, then integration tests as root against a real dockerd.
+
+use crate::{docker, host, setup, util};
+
+/// Image every integration test runs its containers from.
+pub const BUSYBOX_IMAGE: &str = "local/busybox:latest";
+
+pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
+    if !util::is_root() {
+        anyhow::bail!(
+            "integration tests load eBPF programs and start dockerd: run as root (sudo cargo xtask test)"
+        );
+    }
+    setup::ensure()?;
+    host::ensure_bpffs()?;
+
+    util::run(util::cargo().args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "integration-tests",
+        "--exclude",
+        "sensor-ebpf",
+    ]))?;
+
+    let sensor = crate::build_sensor(false)?;
+    let workdir = util::target_dir().join("xtask");
+    let mut dockerd = docker::TestDocker::ensure(&workdir.join("docker"))?;
+    let result = (|| {
+        docker::build_busybox_image(BUSYBOX_IMAGE, &[], &workdir)?;
+        let mut cmd = util::cargo();
+        cmd.args([
+            "test",
+            "--package",
+            "integration-tests",
+            "--",
+            "--nocapture",
+        ])
+        .env("SENSOR_BIN", &sensor)
+        .env("SENSOR_TEST_IMAGE", BUSYBOX_IMAGE);
+        if let Some(f) = filter {
+            cmd.arg(f);
+        }
+        util::run(&mut cmd)
+    })();
+    dockerd.stop();
+    result
+}
