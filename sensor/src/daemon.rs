@@ -44,6 +44,9 @@ struct SensorBody<'a> {
     programs: Option<&'a [&'static str]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     containers: Option<usize>,
+    /// What each rule action does on this kernel (from the startup feature probe).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enforcement: Option<&'a [crate::probe::Enforcement]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -168,6 +171,18 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
 }
 
 async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()> {
+    // Which hooks this kernel allows decides what each rule action can do; say it up front.
+    let features = crate::probe::run(&opts.btf);
+    for e in &features.enforcement {
+        log::info!(
+            "{}: block → {} (via {}), kill → {} (via {})",
+            e.control,
+            e.block,
+            e.block_via,
+            e.kill,
+            e.kill_via
+        );
+    }
     let ring_bytes = opts
         .ring_buffer_mib
         .checked_mul(1024 * 1024)
@@ -248,6 +263,7 @@ async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()>
         kernel: &kernel,
         programs: Some(&loaded.attached),
         containers: Some(container_count),
+        enforcement: Some(&features.enforcement),
         metrics: metrics_addr.map(|a| a.to_string()),
         lost_events: None,
     })?;
@@ -315,6 +331,7 @@ async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()>
         kernel: &kernel,
         programs: None,
         containers: None,
+        enforcement: None,
         metrics: None,
         lost_events: Some(lost),
     })?;

@@ -34,10 +34,14 @@ pub struct Check {
 pub struct Enforcement {
     /// What is enforced: `exec`, `capability`, `syscall`, `network`.
     pub control: &'static str,
-    /// `block` (the operation fails with EPERM), `kill` (SIGKILL from the kernel) or `audit`.
+    /// What a rule with `action: block` does here: `block` (the operation fails with EPERM),
+    /// `kill` (falls back to SIGKILL from the kernel) or `audit` (cannot enforce).
     pub block: &'static str,
+    /// The hook that does it.
+    pub block_via: &'static str,
+    /// What `action: kill` does here: `kill` or `audit`.
     pub kill: &'static str,
-    pub detail: String,
+    pub kill_via: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -346,64 +350,62 @@ fn probe_cgroup(ebpf: &mut Ebpf, root: Option<&Path>, kind: CgroupKind) -> Resul
     Ok(format!("attached {what} to an empty scratch cgroup"))
 }
 
-/// What each control gets on this kernel, from the checks.
+/// What each control gets on this kernel, from the checks: the strongest hook that loaded.
 fn enforcement(r: &Report) -> Vec<Enforcement> {
     let lsm = r.ok("lsm");
-    let signal_tracing = r.ok("send_signal_tracing") && r.ok("raw_tracepoint");
-    let kill = if signal_tracing { "kill" } else { "audit" };
-    let block_or_kill = if lsm { "block" } else { kill };
-    let lsm_detail = if lsm {
-        "BPF LSM denies with EPERM".to_owned()
-    } else {
-        "no BPF LSM here: block falls back to kill (SIGKILL from a tracing hook)".to_owned()
+    let signal = r.ok("send_signal_tracing") && r.ok("raw_tracepoint");
+    let (kill, kill_audit) = ("kill", "audit");
+    let tracing_kill = |via: &'static str| {
+        if signal {
+            (kill, via)
+        } else {
+            (kill_audit, "none")
+        }
     };
-    let net_kill = if r.ok("send_signal_cgroup_sock_addr") {
-        "kill"
+    let block = |lsm_hook: &'static str, fallback: (&'static str, &'static str)| {
+        if lsm { ("block", lsm_hook) } else { fallback }
+    };
+    let exec_kill = tracing_kill("sched_process_exec");
+    let cap_kill = if lsm {
+        (kill, "lsm/capable")
+    } else if r.ok("tracepoint_cap_capable") {
+        tracing_kill("capability:cap_capable")
     } else {
-        kill
+        (kill_audit, "none")
+    };
+    let sys_kill = tracing_kill("syscall tracepoints");
+    let net_kill = if r.ok("send_signal_cgroup_sock_addr") {
+        (kill, "cgroup/connect4,6 + sendmsg4,6")
+    } else {
+        tracing_kill("syscalls:sys_enter_connect/sendto/sendmsg")
+    };
+    let net_block = if r.ok("cgroup_sock_addr") {
+        ("block", "cgroup/connect4,6 + sendmsg4,6")
+    } else {
+        net_kill
+    };
+    let row = |control,
+               (block, block_via): (&'static str, &'static str),
+               (kill, kill_via): (&'static str, &'static str)| Enforcement {
+        control,
+        block,
+        block_via,
+        kill,
+        kill_via,
     };
     vec![
-        Enforcement {
-            control: "exec",
-            block: block_or_kill,
-            kill,
-            detail: if lsm {
-                "lsm/bprm_check_security refuses the exec".into()
-            } else {
-                "SIGKILL at sched_process_exec, before the new image runs".into()
-            },
-        },
-        Enforcement {
-            control: "capability",
-            block: block_or_kill,
-            kill: if r.ok("tracepoint_cap_capable") || lsm {
-                kill
-            } else {
-                "audit"
-            },
-            detail: lsm_detail.clone(),
-        },
-        Enforcement {
-            control: "syscall",
-            block: block_or_kill,
-            kill,
-            detail: lsm_detail,
-        },
-        Enforcement {
-            control: "network",
-            block: if r.ok("cgroup_sock_addr") {
-                "block"
-            } else {
-                "audit"
-            },
-            kill: net_kill,
-            detail: if r.ok("send_signal_cgroup_sock_addr") {
-                "connect/sendmsg fail with EPERM at the cgroup hooks; SIGKILL from the same hook"
-                    .into()
-            } else {
-                "connect/sendmsg fail with EPERM at the cgroup hooks; SIGKILL from a tracing hook (cgroup programs may not signal here)".into()
-            },
-        },
+        row(
+            "exec",
+            block("lsm/bprm_check_security", exec_kill),
+            exec_kill,
+        ),
+        row("capability", block("lsm/capable", cap_kill), cap_kill),
+        row(
+            "syscall",
+            block("lsm (sb_mount, ptrace_access_check, bpf, ...)", sys_kill),
+            sys_kill,
+        ),
+        row("network", net_block, net_kill),
     ]
 }
 
@@ -429,11 +431,13 @@ pub fn render_text(r: &Report) -> String {
     for c in &r.checks {
         out.push_str(&format!("{:<30} {:<4} {}\n", c.name, yes(c.ok), c.detail));
     }
-    out.push_str("\nenforcement on this kernel:\n");
+    out.push_str(
+        "\nenforcement on this kernel (what each rule action does, and which hook does it):\n",
+    );
     for e in &r.enforcement {
         out.push_str(&format!(
-            "  {:<11} block → {:<6} kill → {:<6} {}\n",
-            e.control, e.block, e.kill, e.detail
+            "  {:<11} block → {:<5} via {:<40} kill → {:<5} via {}\n",
+            e.control, e.block, e.block_via, e.kill, e.kill_via
         ));
     }
     out

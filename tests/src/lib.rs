@@ -15,6 +15,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod kernel_suite;
+
 /// The sensor binary: `SENSOR_BIN` (set by `cargo xtask test`), else next to this test binary.
 pub fn sensor_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("SENSOR_BIN") {
@@ -268,15 +270,32 @@ pub fn program_ids_of(pid: u32) -> Vec<u32> {
     ids
 }
 
-/// Whether the kernel still has a BPF program with this id.
+/// Whether the kernel still has a BPF program with this id (BPF_PROG_GET_FD_BY_ID).
 pub fn program_exists(id: u32) -> bool {
-    Command::new("bpftool")
-        .args(["prog", "show", "id", &id.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("bpftool (installed by cargo xtask setup)")
-        .success()
+    const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+    // union bpf_attr for *_GET_FD_BY_ID: { u32 prog_id; u32 next_id; u32 open_flags; }
+    let attr: [u32; 4] = [id, 0, 0, 0];
+    // SAFETY: the attr buffer is valid for its size; the call returns a new fd or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_GET_FD_BY_ID,
+            attr.as_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: closing the fd the kernel just gave us.
+        unsafe { libc::close(fd as i32) };
+        return true;
+    }
+    let err = std::io::Error::last_os_error();
+    assert_eq!(
+        err.raw_os_error(),
+        Some(libc::ENOENT),
+        "BPF_PROG_GET_FD_BY_ID {id}: {err}"
+    );
+    false
 }
 
 /// `sensor probe --json`, parsed.

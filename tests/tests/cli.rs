@@ -2,39 +2,11 @@
 
 use std::{process::Command, time::Duration};
 
-use integration_tests::{Sensor, kernel_has, probe, program_exists, require_root, sensor_bin};
-
-fn detaches_on(signal: i32) {
-    let mut sensor = Sensor::start(&[]);
-    let ids = sensor.program_ids();
-    assert!(
-        ids.len() >= 3,
-        "the sensor holds its programs while running: {ids:?}"
-    );
-    assert!(ids.iter().all(|id| program_exists(*id)));
-    let status = sensor.stop_with(signal);
-    assert!(status.success(), "clean exit on signal {signal}: {status}");
-    let remaining: Vec<u32> = ids.into_iter().filter(|id| program_exists(*id)).collect();
-    assert!(
-        remaining.is_empty(),
-        "programs still loaded after signal {signal}: {remaining:?}"
-    );
-    let stopped = sensor.wait_for(Duration::from_secs(1), "the stopped line", |v| {
-        v["kind"] == "sensor" && v["event"] == "stopped"
-    });
-    assert_eq!(stopped["lost_events"], 0, "{stopped}");
-    let pins = std::path::Path::new("/sys/fs/bpf/sensor").join(sensor.pid().to_string());
-    assert!(!pins.exists(), "pins removed: {}", pins.display());
-}
-
-#[test]
-fn sigterm_unloads_every_program() {
-    detaches_on(libc::SIGTERM);
-}
+use integration_tests::{Sensor, kernel_has, kernel_suite, probe, require_root, sensor_bin};
 
 #[test]
 fn sigint_unloads_every_program() {
-    detaches_on(libc::SIGINT);
+    kernel_suite::detaches_on(libc::SIGINT);
 }
 
 /// Runs the sensor with `wrapper` around it and returns (exit code, stderr).

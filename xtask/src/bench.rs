@@ -33,8 +33,14 @@ const WORKLOADS: &[Workload] = &[
     },
 ];
 
-/// Builds the workload binary statically so that it runs inside a busybox image.
-pub fn build_workload() -> anyhow::Result<PathBuf> {
+/// The test crate's binaries that run inside containers and guests, built statically so that
+/// they need no libc there.
+pub struct StaticBins {
+    pub workload: PathBuf,
+    pub guest: PathBuf,
+}
+
+pub fn build_static_test_bins() -> anyhow::Result<StaticBins> {
     let target = "x86_64-unknown-linux-gnu";
     util::run(
         util::cargo()
@@ -43,17 +49,17 @@ pub fn build_workload() -> anyhow::Result<PathBuf> {
                 "--release",
                 "--package",
                 "integration-tests",
-                "--bin",
-                "workload",
+                "--bins",
                 "--target",
                 target,
             ])
             .env("RUSTFLAGS", "-C target-feature=+crt-static"),
     )?;
-    Ok(util::target_dir()
-        .join(target)
-        .join("release")
-        .join("workload"))
+    let dir = util::target_dir().join(target).join("release");
+    Ok(StaticBins {
+        workload: dir.join("workload"),
+        guest: dir.join("guest"),
+    })
 }
 
 /// A running sensor, writing its events to /dev/null.
@@ -118,7 +124,7 @@ pub fn bench(rounds: usize, filter: Option<&str>) -> anyhow::Result<()> {
     setup::ensure()?;
     host::ensure_bpffs()?;
     let sensor = crate::build_sensor(true)?;
-    let workload = build_workload()?;
+    let workload = build_static_test_bins()?.workload;
     let workdir = util::target_dir().join("xtask");
     let mut dockerd = docker::TestDocker::ensure(&workdir.join("docker"))?;
     let container = format!("sensor-bench-{}", std::process::id());

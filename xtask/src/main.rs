@@ -6,6 +6,7 @@ mod host;
 mod setup;
 mod test;
 mod util;
+mod vmtest;
 
 use std::process::ExitCode;
 
@@ -35,11 +36,25 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up if needed, run the unit tests, then the integration tests as root against a real
-    /// dockerd.
+    /// Set up if needed, run the unit tests, the integration tests as root against a real
+    /// dockerd, then the kernel-facing suite in QEMU guests on every supported kernel.
     Test {
-        /// Only integration tests whose name contains this.
+        /// Only integration tests (host and guest) whose name contains this.
         filter: Option<String>,
+        /// Skip the QEMU guest suite.
+        #[arg(long)]
+        host_only: bool,
+    },
+    /// The kernel-facing suite in QEMU guests running Debian's kernels with BPF LSM on.
+    Vmtest {
+        /// 5.10, 6.1, 6.12, 7.2 or all.
+        #[arg(long, default_value = "all")]
+        kernel: String,
+        /// Only guest tests whose name contains this.
+        filter: Option<String>,
+        /// Rewrite README.md's kernel table from the guests' `sensor probe --json`.
+        #[arg(long)]
+        update_readme: bool,
     },
     /// Workloads with the sensor not loaded and loaded, interleaved; prints loaded/unloaded
     /// ratios and writes JSON under target/bench/.
@@ -59,7 +74,19 @@ fn main() -> ExitCode {
         Cmd::Lint => lint(),
         Cmd::Build { release } => build_sensor(release).map(|_| ()),
         Cmd::Run { args } => run_sensor(&args),
-        Cmd::Test { filter } => test::test(filter.as_deref()),
+        Cmd::Test { filter, host_only } => test::test(filter.as_deref()).and_then(|()| {
+            if host_only {
+                eprintln!("xtask: --host-only: the QEMU guest suite was not run");
+                Ok(())
+            } else {
+                vmtest::vmtest("all", filter.as_deref(), false)
+            }
+        }),
+        Cmd::Vmtest {
+            kernel,
+            filter,
+            update_readme,
+        } => vmtest::vmtest(&kernel, filter.as_deref(), update_readme),
         Cmd::Bench { rounds, filter } => bench::bench(rounds, filter.as_deref()),
     };
     match result {

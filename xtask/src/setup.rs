@@ -18,6 +18,10 @@ pub const APT_PACKAGES: &[&str] = &[
     "iptables",
     "libc6-dev",
     "util-linux",
+    // cargo xtask vmtest: guests, their initramfs, and the keys of Debian's other suites.
+    "qemu-system-x86",
+    "cpio",
+    "debian-archive-keyring",
 ];
 
 /// bpf-linker release that links with this nightly's LLVM (see shared/ENVIRONMENT.md).

@@ -42,12 +42,8 @@ pub fn release() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// (major, minor) of the running kernel, from its release string.
-pub fn version() -> Option<(u32, u32)> {
-    parse_version(&release())
-}
-
-fn parse_version(release: &str) -> Option<(u32, u32)> {
+/// (major, minor) from a release string such as `6.1.0-50-amd64`.
+pub(crate) fn parse_version(release: &str) -> Option<(u32, u32)> {
     let mut parts = release.split(|c: char| !c.is_ascii_digit());
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;

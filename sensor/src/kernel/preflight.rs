@@ -44,9 +44,13 @@ pub fn require_root() -> Result<(), PreflightError> {
 }
 
 pub fn require_kernel_version() -> Result<(), PreflightError> {
-    match super::version() {
+    check_kernel_version(&super::release())
+}
+
+fn check_kernel_version(release: &str) -> Result<(), PreflightError> {
+    match super::parse_version(release) {
         Some(v) if v < MIN_KERNEL => Err(PreflightError::KernelTooOld {
-            release: super::release(),
+            release: release.to_owned(),
         }),
         _ => Ok(()),
     }
@@ -138,4 +142,41 @@ pub fn ensure_mounted(fstype: &str, target: &str) {
 pub fn ensure_pseudo_filesystems() {
     ensure_mounted("tracefs", "/sys/kernel/tracing");
     ensure_mounted("securityfs", "/sys/kernel/security");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_kernels_get_one_clear_line() {
+        let err = check_kernel_version("4.19.0-26-amd64")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "kernel 4.19.0-26-amd64 is older than 5.8, the oldest the sensor supports (it needs the BPF ring buffer); upgrade the kernel"
+        );
+        assert!(check_kernel_version("5.7.19").is_err());
+        for ok in [
+            "5.8.0",
+            "5.10.0-32-amd64",
+            "6.18.44-fc-v669",
+            "7.2.13+deb14-amd64",
+        ] {
+            assert!(check_kernel_version(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn missing_btf_names_the_file_and_the_fix() {
+        let err = require_btf(Path::new("/nonexistent/vmlinux"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/nonexistent/vmlinux") && err.contains("CONFIG_DEBUG_INFO_BTF"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'));
+    }
 }

@@ -1,0 +1,314 @@
+//! Kernel-facing tests that need no container runtime: they run on the host (`tests/kernel.rs`)
+//! and, unchanged, inside every QEMU guest kernel (`src/bin/guest.rs`, `cargo xtask vmtest`).
+//! Containers are stood in for by cgroups named exactly as the runtimes name theirs; the kernel
+//! programs and the daemon cannot tell the difference.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use serde_json::Value;
+
+use crate::{Sensor, kernel_has, probe, program_exists, unique};
+
+/// What a kernel test concluded, when it did not panic.
+pub enum Outcome {
+    Pass,
+    /// The test could not run here; the reason is printed.
+    Skip(String),
+}
+
+pub type KernelTest = fn() -> Outcome;
+
+/// Every kernel-facing test, by name. Later controls add theirs here.
+pub const TESTS: &[(&str, KernelTest)] = &[
+    ("probe_matches_kernel", probe_matches_kernel),
+    (
+        "exec_attribution_by_cgroup_layout",
+        exec_attribution_by_cgroup_layout,
+    ),
+    ("programs_unloaded_on_sigterm", programs_unloaded_on_sigterm),
+];
+
+/// Marker lines around the probe JSON on a guest console, for the host to collect.
+pub const PROBE_BEGIN: &str = "===SENSOR-PROBE-JSON-BEGIN===";
+pub const PROBE_END: &str = "===SENSOR-PROBE-JSON-END===";
+
+fn in_guest() -> bool {
+    std::env::var_os("SENSOR_GUEST").is_some()
+}
+
+/// The probe's answers agree with what the kernel exposes, and the minimum the sensor needs is
+/// there.
+pub fn probe_matches_kernel() -> Outcome {
+    let p = probe();
+    if in_guest() {
+        println!(
+            "{PROBE_BEGIN}\n{}\n{PROBE_END}",
+            serde_json::to_string(&p).unwrap()
+        );
+    }
+    for feature in [
+        "ring_buffer",
+        "raw_tracepoint",
+        "send_signal_tracing",
+        "cgroup_sock_addr",
+    ] {
+        assert!(
+            kernel_has(&p, feature),
+            "every supported kernel has {feature}: {p:#}"
+        );
+    }
+    let tracefs = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.join("events").is_dir());
+    if let Some(tracefs) = tracefs {
+        let present = tracefs.join("events/capability/cap_capable").is_dir();
+        assert_eq!(
+            kernel_has(&p, "tracepoint_cap_capable"),
+            present,
+            "probe agrees with tracefs about capability:cap_capable: {p:#}"
+        );
+    }
+    let lsm_active = fs::read_to_string("/sys/kernel/security/lsm")
+        .is_ok_and(|l| l.split(',').any(|x| x.trim() == "bpf"));
+    if !lsm_active {
+        assert!(
+            !kernel_has(&p, "lsm"),
+            "no bpf LSM active, yet the probe says LSM works: {p:#}"
+        );
+    }
+    if in_guest() {
+        // Guests boot with lsm=...,bpf on kernels built with CONFIG_BPF_LSM: the strongest
+        // enforcement must be found there.
+        assert!(lsm_active, "guest booted without the bpf LSM");
+        assert!(
+            kernel_has(&p, "lsm"),
+            "BPF LSM must load in the guest: {p:#}"
+        );
+        let exec = p["enforcement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["control"] == "exec")
+            .unwrap();
+        assert_eq!(exec["block"], "block", "{p:#}");
+    }
+    Outcome::Pass
+}
+
+/// The cgroup v2 mount, as the sensor finds it.
+pub fn cgroup_v2_root() -> PathBuf {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mountinfo
+        .lines()
+        .find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let f: Vec<&str> = left.split_whitespace().collect();
+            (right.starts_with("cgroup2 ") && f.get(3) == Some(&"/")).then(|| PathBuf::from(f[4]))
+        })
+        .expect("a cgroup v2 mount")
+}
+
+/// A cgroup created for a test; removes what it created (deepest first) when dropped.
+pub struct TestCgroup {
+    pub rel: String,
+    created: Vec<PathBuf>,
+}
+
+impl TestCgroup {
+    pub fn create(rel: &str) -> Self {
+        let root = cgroup_v2_root();
+        let mut created = Vec::new();
+        let mut path = root.clone();
+        for part in rel.split('/').filter(|p| !p.is_empty()) {
+            path.push(part);
+            if !path.exists() {
+                fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+                created.push(path.clone());
+            }
+        }
+        Self {
+            rel: rel.to_owned(),
+            created,
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        cgroup_v2_root().join(self.rel.trim_start_matches('/'))
+    }
+
+    /// Runs `/bin/echo ARGS...` as a process that first moves itself into this cgroup.
+    pub fn exec_echo(&self, marker: &str) {
+        let procs = self.path().join("cgroup.procs");
+        let status = Command::new("/bin/sh")
+            .args([
+                "-c",
+                &format!("echo $$ > {} && exec /bin/echo {marker}", procs.display()),
+            ])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("sh");
+        assert!(status.success(), "moving into {} and exec", self.rel);
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        for dir in self.created.iter().rev() {
+            // The echo has exited; the kernel may still be reaping it for a moment.
+            for _ in 0..50 {
+                if fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+fn hex64(seed: &str) -> String {
+    // Distinct per test run and per layout; only needs to look like a container id.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut out = String::new();
+    for i in 0..4u64 {
+        for b in seed.bytes().chain(i.to_le_bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        out.push_str(&format!("{h:016x}"));
+    }
+    out
+}
+
+fn exec_line(sensor: &mut Sensor, marker: &str) -> Value {
+    sensor.wait_for(Duration::from_secs(30), marker, |v| {
+        v["kind"] == "exec"
+            && v["process"]["args"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == marker))
+    })
+}
+
+/// A process exec'd in a cgroup laid out like each runtime's is attributed to that runtime's
+/// container, with the pod UID for Kubernetes layouts; host cgroups give `null`.
+pub fn exec_attribution_by_cgroup_layout() -> Outcome {
+    let tag = unique("layout");
+    let uid = "0f5e6b1a-2c3d-4e5f-8a9b-0c1d2e3f4a5b";
+    let uid_ = uid.replace('-', "_");
+    let id = |n: &str| hex64(&format!("{tag}-{n}"));
+    // (cgroup path, runtime, container id, pod uid)
+    let layouts: Vec<(String, &str, String, Option<&str>)> = vec![
+        (
+            format!("/docker/{}", id("docker")),
+            "docker",
+            id("docker"),
+            None,
+        ),
+        (
+            format!("/system.slice/docker-{}.scope", id("docker-systemd")),
+            "docker",
+            id("docker-systemd"),
+            None,
+        ),
+        (
+            format!(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice/cri-containerd-{}.scope",
+                id("cri")
+            ),
+            "containerd",
+            id("cri"),
+            Some(uid),
+        ),
+        (
+            format!(
+                "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice/crio-{}.scope",
+                id("crio")
+            ),
+            "cri-o",
+            id("crio"),
+            Some(uid),
+        ),
+        (
+            format!("/machine.slice/libpod-{}.scope", id("podman")),
+            "podman",
+            id("podman"),
+            None,
+        ),
+        (format!("/default/{tag}"), "containerd", tag.clone(), None),
+    ];
+    // One container exists before the sensor starts: the startup walk must find it.
+    let early_id = id("early");
+    let early = TestCgroup::create(&format!("/docker/{early_id}"));
+    let mut sensor = Sensor::start(&[]);
+    for (path, runtime, cid, pod) in &layouts {
+        let cg = TestCgroup::create(path);
+        let marker = format!("{tag}-{runtime}-{}", &cid[..8.min(cid.len())]);
+        cg.exec_echo(&marker);
+        let line = exec_line(&mut sensor, &marker);
+        let c = &line["container"];
+        assert_eq!(c["id"], cid.as_str(), "{path}: {line}");
+        assert_eq!(c["runtime"], *runtime, "{path}: {line}");
+        match pod {
+            Some(uid) => assert_eq!(c["pod"]["uid"], *uid, "{path}: {line}"),
+            None => assert!(c["pod"].is_null(), "{path}: {line}"),
+        }
+    }
+    let marker = format!("{tag}-early");
+    early.exec_echo(&marker);
+    let line = exec_line(&mut sensor, &marker);
+    assert_eq!(
+        line["container"]["id"],
+        early_id.as_str(),
+        "container found by the startup walk: {line}"
+    );
+
+    let host = TestCgroup::create(&format!("/{tag}-host"));
+    let marker = format!("{tag}-host");
+    host.exec_echo(&marker);
+    let line = exec_line(&mut sensor, &marker);
+    assert!(
+        line["container"].is_null(),
+        "a plain cgroup is the host: {line}"
+    );
+    Outcome::Pass
+}
+
+/// After `signal`, every program the sensor loaded is gone, its pins are removed, and its last
+/// line reports the lost-event total.
+pub fn detaches_on(signal: i32) {
+    let mut sensor = Sensor::start(&[]);
+    let ids = sensor.program_ids();
+    assert!(ids.len() >= 3, "programs held while running: {ids:?}");
+    assert!(ids.iter().all(|id| program_exists(*id)), "{ids:?}");
+    let status = sensor.stop_with(signal);
+    assert!(status.success(), "clean exit on signal {signal}: {status}");
+    // The kernel frees programs after an RCU grace period once the last reference is closed:
+    // allow it a moment (seconds under emulation).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut left: Vec<u32> = ids;
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        left.retain(|id| program_exists(*id));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        left.is_empty(),
+        "still loaded 10 s after signal {signal}: {left:?}"
+    );
+    let stopped = sensor.wait_for(Duration::from_secs(1), "the stopped line", |v| {
+        v["kind"] == "sensor" && v["event"] == "stopped"
+    });
+    assert_eq!(stopped["lost_events"], 0, "{stopped}");
+    let pins = Path::new("/sys/fs/bpf/sensor").join(sensor.pid().to_string());
+    assert!(!pins.exists(), "pins removed: {}", pins.display());
+}
+
+/// SIGTERM (what Kubernetes and Docker send) detaches and unloads everything.
+pub fn programs_unloaded_on_sigterm() -> Outcome {
+    detaches_on(libc::SIGTERM);
+    Outcome::Pass
+}

@@ -1,0 +1,33 @@
+//! The kernel-facing suite (`integration_tests::kernel_suite`) on the host kernel. The same
+//! tests run in every QEMU guest kernel with `cargo xtask vmtest`.
+
+use integration_tests::kernel_suite::{self, Outcome};
+
+macro_rules! kernel_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                integration_tests::require_root();
+                if let Outcome::Skip(why) = kernel_suite::$name() {
+                    eprintln!("SKIPPED {}: {why}", stringify!($name));
+                }
+            }
+        )*
+
+        /// Every suite entry has a host test above.
+        #[test]
+        fn suite_is_complete() {
+            let here = [$(stringify!($name)),*];
+            for (name, _) in kernel_suite::TESTS {
+                assert!(here.contains(name), "{name} has no host test in tests/kernel.rs");
+            }
+        }
+    };
+}
+
+kernel_tests!(
+    probe_matches_kernel,
+    exec_attribution_by_cgroup_layout,
+    programs_unloaded_on_sigterm
+);
