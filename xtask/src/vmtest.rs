@@ -1,8 +1,8 @@
 //! `cargo xtask vmtest`: the kernel-facing suite on Debian's own kernels, each booted under QEMU
 //! (TCG, 2 vCPUs) with the BPF LSM enabled, one guest at a time.
 //!
-//! Kernel packages come through apt with a private state directory per suite (`apt-get download`
-//! + `dpkg -x`; nothing is installed on the host). The initramfs holds a static busybox as the
+//! Kernel packages come through apt with a private state directory per suite (`apt-get
+//! download`, then `dpkg -x`; nothing is installed on the host). The initramfs holds a static busybox as the
 //! init shell, the sensor with its shared libraries, and the static guest runner
 //! (`tests/src/bin/guest.rs`). The guest reports its verdict through QEMU's isa-debug-exit
 //! device: exit status 1 = passed, 3 = failed; anything else means it crashed or hung.
