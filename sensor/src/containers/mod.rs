@@ -7,6 +7,10 @@
 
 pub mod cgroup_path;
 pub mod cgroupfs;
+pub mod client;
+pub mod cri;
+pub mod docker;
+pub mod metadata;
 
 use std::{
     collections::HashMap,
