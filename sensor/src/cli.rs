@@ -1,11 +1,14 @@
 //! Command line: one subcommand per user task.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
 use crate::{
-    containers::cgroup_path::DEFAULT_CONTAINERD_NAMESPACES, daemon, kernel::preflight, probe,
+    containers::{cgroup_path::DEFAULT_CONTAINERD_NAMESPACES, enrich::Sockets},
+    daemon,
+    kernel::preflight,
+    probe,
 };
 
 #[derive(Parser)]
@@ -26,6 +29,17 @@ pub struct Cli {
 enum Command {
     /// Load the programs and report events as JSON lines on stdout until SIGINT/SIGTERM.
     Run(RunArgs),
+    /// List the containers the running sensor sees (cgroup id, runtime, id, name, image, pod).
+    /// Without a running sensor, scans cgroups and runtimes directly and says so.
+    Containers {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        runtimes: RuntimeArgs,
+    },
     /// Print which program types, hooks and helpers this kernel allows, and the enforcement
     /// that makes possible.
     Probe {
@@ -55,9 +69,55 @@ struct RunArgs {
     /// Append events to this file instead of stdout.
     #[arg(long)]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    api: ApiArgs,
+    #[command(flatten)]
+    runtimes: RuntimeArgs,
+}
+
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// Unix socket of the daemon's API (`sensor containers`, `/metrics`).
+    #[arg(long, default_value = "/run/sensor/sensor.sock")]
+    api_socket: PathBuf,
+}
+
+/// Where container metadata comes from. An empty path disables a runtime.
+#[derive(clap::Args)]
+struct RuntimeArgs {
+    /// Docker Engine API socket.
+    #[arg(long, default_value = "/var/run/docker.sock")]
+    docker_socket: PathBuf,
+    /// Podman's Docker-compatible API socket.
+    #[arg(long, default_value = "/run/podman/podman.sock")]
+    podman_socket: PathBuf,
+    /// containerd's CRI socket (Kubernetes pods: name, namespace, labels).
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    containerd_socket: PathBuf,
+    /// CRI-O's CRI socket.
+    #[arg(long, default_value = "/var/run/crio/crio.sock")]
+    crio_socket: PathBuf,
+    /// Bound on each runtime API call, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    runtime_timeout_ms: u64,
+    /// Bound on a new container's metadata lookup, and on how long its first event waits for
+    /// it, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    metadata_wait_ms: u64,
     /// containerd namespaces whose `/<namespace>/<id>` cgroups are containers.
     #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_CONTAINERD_NAMESPACES.iter().map(|s| s.to_string()))]
     containerd_namespaces: Vec<String>,
+}
+
+impl RuntimeArgs {
+    fn sockets(&self) -> Sockets {
+        Sockets {
+            docker: self.docker_socket.clone(),
+            podman: self.podman_socket.clone(),
+            containerd: self.containerd_socket.clone(),
+            crio: self.crio_socket.clone(),
+        }
+    }
 }
 
 /// Runs the CLI; errors are printed as one line (`sensor: error: ...`) and exit with 1.
@@ -68,10 +128,26 @@ pub fn main() -> ExitCode {
         Command::Run(args) => daemon::run(daemon::RunOptions {
             btf: args.btf,
             ring_buffer_mib: args.ring_buffer_mib,
-            batch: std::time::Duration::from_millis(args.batch_ms.max(1)),
+            batch: Duration::from_millis(args.batch_ms.max(1)),
             metrics_addr: args.metrics_addr,
             output: args.output,
-            containerd_namespaces: args.containerd_namespaces,
+            sockets: args.runtimes.sockets(),
+            runtime_timeout: Duration::from_millis(args.runtimes.runtime_timeout_ms.max(1)),
+            metadata_wait: Duration::from_millis(args.runtimes.metadata_wait_ms),
+            containerd_namespaces: args.runtimes.containerd_namespaces,
+            api_socket: args.api.api_socket,
+        }),
+        Command::Containers {
+            json,
+            api,
+            runtimes,
+        } => crate::inventory::run(&crate::inventory::Options {
+            json,
+            api_socket: api.api_socket,
+            sockets: runtimes.sockets(),
+            runtime_timeout: Duration::from_millis(runtimes.runtime_timeout_ms.max(1)),
+            metadata_wait: Duration::from_millis(runtimes.metadata_wait_ms),
+            containerd_namespaces: runtimes.containerd_namespaces,
         }),
         Command::Probe { json, btf } => run_probe(json, &btf),
     };

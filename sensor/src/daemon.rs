@@ -15,13 +15,19 @@ use aya::maps::{MapData, PerCpuArray, RingBuf};
 use serde::Serialize;
 use tokio::signal::unix::{SignalKind, signal};
 
+use tokio::sync::mpsc;
+
 use crate::{
-    containers::{Attribution, Registry},
+    containers::{
+        Registry,
+        enrich::{Enricher, MetaState, Sockets},
+    },
     events::{self, Event, reader::Reader},
     kernel::preflight,
     loader,
     metrics::Metrics,
-    output::{ExecBody, JsonLines, Line, Process, Sink, time::Clock},
+    output::{JsonLines, Sink as _},
+    pipeline::Pipeline,
 };
 
 pub struct RunOptions {
@@ -32,6 +38,14 @@ pub struct RunOptions {
     pub metrics_addr: Option<SocketAddr>,
     pub output: Option<PathBuf>,
     pub containerd_namespaces: Vec<String>,
+    /// Runtime API sockets used for metadata.
+    pub sockets: Sockets,
+    /// Bound on each runtime API call.
+    pub runtime_timeout: Duration,
+    /// Bound on a container's metadata fetch, and on how long its first event waits for it.
+    pub metadata_wait: Duration,
+    /// The daemon's own API (`sensor containers`, `/metrics`).
+    pub api_socket: PathBuf,
 }
 
 /// Body of `"kind": "sensor"` lines.
@@ -51,97 +65,6 @@ struct SensorBody<'a> {
     metrics: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     lost_events: Option<u64>,
-}
-
-/// Everything after the ring buffer: decode, attribute, write.
-struct Pipeline<S: Sink> {
-    registry: Registry,
-    clock: Clock,
-    sink: S,
-    metrics: Arc<Metrics>,
-}
-
-impl<S: Sink> Pipeline<S> {
-    fn handle(&mut self, record: &[u8]) -> std::io::Result<()> {
-        let event = match events::decode(record) {
-            Ok(e) => e,
-            Err(e) => {
-                self.metrics.decode_errors.fetch_add(1, Relaxed);
-                log::warn!("dropping a ring-buffer record: {e}");
-                return Ok(());
-            }
-        };
-        match event {
-            Event::Exec(exec) => {
-                self.metrics.events[sensor_common::kind::EXEC as usize].fetch_add(1, Relaxed);
-                let attribution = self.registry.lookup(exec.header.cgroup_id);
-                let container = match &attribution {
-                    Attribution::Container(c) => Some(c.as_ref()),
-                    Attribution::Host => None,
-                    Attribution::Unknown => {
-                        self.metrics.unresolved_cgroups.fetch_add(1, Relaxed);
-                        None
-                    }
-                };
-                let time = self.clock.rfc3339(exec.header.ktime_ns);
-                let line = Line {
-                    time: &time,
-                    kind: "exec",
-                    body: ExecBody {
-                        process: Process {
-                            pid: exec.header.pid,
-                            ppid: exec.header.ppid,
-                            uid: exec.header.uid,
-                            gid: exec.header.gid,
-                            comm: &exec.header.comm,
-                            exe: &exec.filename,
-                            args: &exec.args,
-                        },
-                        container,
-                        truncated: exec.truncated,
-                    },
-                };
-                self.sink.write_line(&line)?;
-                self.metrics.lines.fetch_add(1, Relaxed);
-            }
-            Event::CgroupMkdir(c) => {
-                self.metrics.events[sensor_common::kind::CGROUP_MKDIR as usize]
-                    .fetch_add(1, Relaxed);
-                if let Some(container) = self.registry.cgroup_created(c.id, c.path) {
-                    log::debug!(
-                        "container {} ({}) cgroup {}",
-                        container.id,
-                        container.runtime.as_str(),
-                        c.id
-                    );
-                }
-                self.update_container_gauge();
-            }
-            Event::CgroupRmdir(c) => {
-                self.metrics.events[sensor_common::kind::CGROUP_RMDIR as usize]
-                    .fetch_add(1, Relaxed);
-                self.registry.cgroup_removed(c.id);
-                self.update_container_gauge();
-            }
-        }
-        Ok(())
-    }
-
-    fn update_container_gauge(&self) {
-        self.metrics
-            .containers
-            .store(self.registry.containers().count() as u64, Relaxed);
-    }
-
-    fn sensor_line(&mut self, body: SensorBody<'_>) -> std::io::Result<()> {
-        let time = self.clock.now_rfc3339();
-        self.sink.write_line(&Line {
-            time: &time,
-            kind: "sensor",
-            body,
-        })?;
-        self.sink.flush()
-    }
 }
 
 /// Sums the kernel's per-CPU lost counters into `metrics`; returns the new total.
@@ -204,18 +127,40 @@ async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()>
     loader::remove_pins(&pin_base, None);
     loader::pin_maps(&loaded.ebpf, &pin_dir, &["LOST"])?;
 
-    // Programs are attached: every cgroup created from now on is reported, so the walk cannot
-    // miss one.
-    let registry = Registry::scan(&cgroup_root, opts.containerd_namespaces.clone());
     let metrics = Arc::new(Metrics::default());
+    let enricher = Arc::new(Enricher::new(
+        &opts.sockets,
+        opts.runtime_timeout,
+        opts.metadata_wait,
+    ));
+    let _ = metrics.runtimes.set(enricher.endpoints.clone());
+    enricher.announce().await;
+    let (restored_tx, mut restored_rx) = mpsc::unbounded_channel();
+    enricher.spawn_health_checks(restored_tx);
+
+    // Programs are attached: every cgroup created from now on is reported, so the walk cannot
+    // miss one. The walk starts metadata fetches for the containers it finds.
+    let (fetched_tx, mut fetched_rx) = mpsc::unbounded_channel();
+    let registry = Registry::scan(
+        &cgroup_root,
+        opts.containerd_namespaces.clone(),
+        enricher.clone(),
+        fetched_tx,
+    );
+
+    let (api_tx, mut api_rx) = mpsc::channel(16);
+    crate::api::serve_unix(&opts.api_socket, metrics.clone(), api_tx.clone())
+        .await
+        .with_context(|| format!("serving the API on {}", opts.api_socket.display()))?;
     let metrics_addr = match opts.metrics_addr {
         Some(addr) => Some(
-            crate::metrics::serve(addr, metrics.clone())
+            crate::api::serve_tcp(addr, metrics.clone(), api_tx.clone())
                 .await
                 .with_context(|| format!("serving metrics on {addr}"))?,
         ),
         None => None,
     };
+    drop(api_tx);
 
     let ring = RingBuf::try_from(
         loaded
@@ -237,22 +182,39 @@ async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()>
         ),
         None => Box::new(std::io::stdout()),
     };
-    let mut pipeline = Pipeline {
+    let mut pipeline = Pipeline::new(
         registry,
-        clock: Clock::new(),
-        sink: JsonLines::new(sink),
-        metrics: metrics.clone(),
-    };
+        JsonLines::new(sink),
+        metrics.clone(),
+        opts.metadata_wait,
+    );
     pipeline.update_container_gauge();
 
+    // Startup scan: containers already running get their metadata (bounded) and a start line
+    // before the sensor says it is ready.
+    let existing: Vec<_> = pipeline.registry.containers().cloned().collect();
+    let scan_deadline = tokio::time::Instant::now() + opts.metadata_wait;
+    for c in &existing {
+        let mut rx = c.meta.subscribe();
+        let _ = tokio::time::timeout_at(
+            scan_deadline,
+            rx.wait_for(|s| !matches!(s, MetaState::Pending)),
+        )
+        .await;
+    }
+    for c in &existing {
+        pipeline.fetched(c.cgroup_id)?;
+    }
+
     let kernel = crate::kernel::release();
-    let container_count = pipeline.registry.containers().count();
+    let container_count = existing.len();
     log::info!(
-        "sensor ready: kernel {kernel}, programs {}, {} cgroups ({} containers) under {}{}",
+        "sensor ready: kernel {kernel}, programs {}, {} cgroups ({} containers) under {}, API on {}{}",
         loaded.attached.join(", "),
         pipeline.registry.len(),
         container_count,
         cgroup_root.display(),
+        opts.api_socket.display(),
         metrics_addr
             .map(|a| format!(", metrics on http://{a}/metrics"))
             .unwrap_or_default()
@@ -275,11 +237,30 @@ async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()>
     batch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reported_lost = 0;
     let mut ticks: u64 = 0;
-    let mut io_result = Ok(());
+    let mut records = Vec::new();
     let stop = loop {
-        let woken = tokio::select! {
+        let drain = tokio::select! {
             ready = reader.wait() => { ready.context("polling the ring buffer")?; true }
-            _ = batch.tick() => true,
+            _ = batch.tick() => {
+                pipeline.expire().context("writing events")?;
+                true
+            }
+            Some(cgroup_id) = fetched_rx.recv() => {
+                pipeline.fetched(cgroup_id).context("writing events")?;
+                true
+            }
+            Some(()) = restored_rx.recv() => {
+                pipeline.registry.refetch_unavailable();
+                false
+            }
+            Some(request) = api_rx.recv() => {
+                match request {
+                    crate::api::Request::Containers(reply) => {
+                        let _ = reply.send(pipeline.containers_json().to_string());
+                    }
+                }
+                false
+            }
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
             _ = tick.tick() => {
@@ -298,32 +279,27 @@ async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()>
                 false
             }
         };
-        if woken {
-            let n = reader.drain_now(|r| {
-                if io_result.is_ok() {
-                    io_result = pipeline.handle(r);
-                }
-            });
-            io_result
-                .as_ref()
-                .map_err(|e| anyhow::anyhow!("writing events: {e}"))?;
-            if n > 0 {
-                pipeline.sink.flush().context("writing events")?;
+        if drain {
+            drain_into(&mut reader, &mut records, &metrics);
+            for event in records.drain(..) {
+                pipeline.handle(event).context("writing events")?;
             }
+            pipeline.sink.flush().context("writing events")?;
         }
     };
 
     // Events already in the buffer are still reported before detaching.
-    reader.drain_now(|r| {
-        if io_result.is_ok() {
-            io_result = pipeline.handle(r);
-        }
-    });
+    drain_into(&mut reader, &mut records, &metrics);
+    for event in records.drain(..) {
+        pipeline.handle(event).context("writing events")?;
+    }
+    pipeline.release_all().context("writing events")?;
     let lost = refresh_lost(&lost_map, &metrics);
     drop(reader);
     drop(lost_map);
     drop(loaded);
     loader::remove_pins(&pin_base, Some(&pin_dir));
+    let _ = std::fs::remove_file(&opts.api_socket);
     log::info!("{stop}: programs detached, {lost} events lost in total");
     pipeline.sensor_line(SensorBody {
         event: "stopped",
@@ -336,4 +312,15 @@ async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()>
         lost_events: Some(lost),
     })?;
     Ok(())
+}
+
+/// Decodes every record available now into `out`; records that do not decode are counted.
+fn drain_into(reader: &mut Reader, out: &mut Vec<Event>, metrics: &Metrics) {
+    reader.drain_now(|record| match events::decode(record) {
+        Ok(e) => out.push(e),
+        Err(e) => {
+            metrics.decode_errors.fetch_add(1, Relaxed);
+            log::warn!("dropping a ring-buffer record: {e}");
+        }
+    });
 }

@@ -1,12 +1,16 @@
 //! The sensor daemon as a library: `main.rs` only calls [`cli::main`].
 
+pub mod api;
 pub mod cli;
 pub mod containers;
 pub mod daemon;
 pub mod events;
+pub mod http;
+pub mod inventory;
 pub mod kernel;
 pub mod loader;
 pub mod logging;
 pub mod metrics;
 pub mod output;
+pub mod pipeline;
 pub mod probe;

@@ -10,7 +10,13 @@ struct StderrLogger {
 
 impl Log for StderrLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= self.level
+        // aya's own debug output (relocations, BTF fixups) only at trace.
+        let level = if metadata.target().starts_with("aya") && self.level < LevelFilter::Trace {
+            self.level.min(LevelFilter::Info)
+        } else {
+            self.level
+        };
+        metadata.level() <= level
     }
 
     fn log(&self, record: &Record<'_>) {

@@ -2,18 +2,15 @@
 
 use std::{
     fmt::Write as _,
-    net::SocketAddr,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicU64, Ordering::Relaxed},
     },
 };
 
 use sensor_common::kind;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
+
+use crate::containers::enrich::Endpoint;
 
 const KINDS: usize = kind::COUNT as usize;
 
@@ -32,11 +29,26 @@ pub struct Metrics {
     pub containers: AtomicU64,
     /// JSON lines written.
     pub lines: AtomicU64,
+    /// First events of new containers that went out before their metadata arrived.
+    pub metadata_late: AtomicU64,
+    /// Runtime API endpoints, for their health.
+    pub runtimes: OnceLock<Vec<Arc<Endpoint>>>,
 }
 
 impl Metrics {
     pub fn lost_total(&self) -> u64 {
         self.lost.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    fn per_runtime(&self, value: impl Fn(&Endpoint) -> u64) -> Vec<(String, u64)> {
+        self.runtimes
+            .get()
+            .map(|eps| {
+                eps.iter()
+                    .map(|e| (format!("{{runtime=\"{}\"}}", e.name()), value(e)))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn render(&self) -> String {
@@ -88,6 +100,24 @@ impl Metrics {
                 "JSON lines written.",
                 one(&self.lines),
             ),
+            (
+                "sensor_metadata_late_total",
+                "counter",
+                "First events of new containers written before their metadata arrived.",
+                one(&self.metadata_late),
+            ),
+            (
+                "sensor_enrichment_errors_total",
+                "counter",
+                "Failed runtime API calls, by runtime.",
+                self.per_runtime(|e| e.errors.load(Relaxed)),
+            ),
+            (
+                "sensor_enrichment_degraded",
+                "gauge",
+                "1 while a runtime's API fails (events keep container ids but lack metadata).",
+                self.per_runtime(|e| u64::from(e.degraded.load(Relaxed))),
+            ),
         ];
         let mut out = String::new();
         for (name, ty, help, samples) in families {
@@ -98,55 +128,6 @@ impl Metrics {
         }
         out
     }
-}
-
-/// Reads an HTTP request up to the end of its headers (at most 8 KiB, 5 s).
-async fn read_request_head(stream: &mut tokio::net::TcpStream) -> Option<String> {
-    let mut buf = Vec::with_capacity(1024);
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
-        let mut chunk = [0u8; 1024];
-        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some(String::from_utf8_lossy(&buf).into_owned())
-}
-
-/// Serves `GET /metrics` on `addr`; returns the bound address (port 0 picks a free one).
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                let Some(request) = read_request_head(&mut stream).await else {
-                    return;
-                };
-                let path = request.split_whitespace().nth(1).unwrap_or("");
-                let (status, body) = if path == "/metrics" {
-                    ("200 OK", metrics.render())
-                } else {
-                    ("404 Not Found", "see /metrics\n".to_owned())
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    Ok(bound)
 }
 
 #[cfg(test)]

@@ -113,12 +113,17 @@ pub struct Sensor {
 }
 
 impl Sensor {
-    /// Starts `sensor run ARGS` and waits for its `ready` line.
+    /// Starts `sensor run ARGS` and waits for its `ready` line. Each sensor gets its own API
+    /// socket unless ARGS name one, so that tests can run side by side.
     pub fn start(args: &[&str]) -> Self {
         require_root();
-        let mut child = Command::new(sensor_bin())
-            .arg("run")
-            .args(args)
+        let mut cmd = Command::new(sensor_bin());
+        cmd.arg("run").args(args);
+        if !args.contains(&"--api-socket") {
+            cmd.arg("--api-socket")
+                .arg(std::env::temp_dir().join(format!("{}.sock", unique("sensor-api"))));
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -333,4 +338,158 @@ pub fn skip_unless(probe: &Value, feature: &str, test: &str) -> bool {
         "SKIPPED {test}: this kernel lacks {feature} ({detail}); the QEMU guest suite covers it"
     );
     true
+}
+
+/// A second dockerd of the test's own (own socket, data root, exec root, containerd; no bridge,
+/// no iptables), so that a test can stop and restart it without disturbing the shared one.
+pub struct PrivateDockerd {
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateDockerd {
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(unique("sensor-pd"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut d = Self { dir, child: None };
+        let bridge = d.bridge();
+        let ok = Command::new("ip")
+            .args(["link", "add", &bridge, "type", "bridge"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "creating bridge {bridge}");
+        d.start_again();
+        // Same image as the shared daemon's.
+        let save = Command::new("docker")
+            .args(["save", &image()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("docker save");
+        let status = Command::new("docker")
+            .args(["-H", &d.host(), "load", "-q"])
+            .stdin(save.stdout.expect("stdout"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "loading the test image into the private dockerd"
+        );
+        d
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("docker.sock")
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    /// Interface names are at most 15 bytes.
+    fn bridge(&self) -> String {
+        format!("spd{}", std::process::id() % 1_000_000_000)
+    }
+
+    /// Starts (again) on the same data root.
+    pub fn start_again(&mut self) {
+        let wrapper = std::env::var("SENSOR_TEST_RUNC_WRAPPER").expect(
+            "SENSOR_TEST_RUNC_WRAPPER is unset: run the integration tests with `cargo xtask test`",
+        );
+        let log = std::fs::File::create(self.dir.join("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .args(["-H", &self.host()])
+            .arg("--data-root")
+            .arg(self.dir.join("data"))
+            .arg("--exec-root")
+            .arg(self.dir.join("exec"))
+            .arg("--pidfile")
+            .arg(self.dir.join("dockerd.pid"))
+            // `--bridge none` would make dockerd delete the shared daemon's docker0: give it a
+            // bridge of its own instead.
+            .args([
+                "--bridge",
+                &self.bridge(),
+                "--iptables=false",
+                "--ip-masq=false",
+            ])
+            .arg("--add-runtime")
+            .arg(format!("sensor-test-runc={wrapper}"))
+            .args(["--default-runtime", "sensor-test-runc"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("dockerd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !Command::new("docker")
+            .args(["-H", &self.host(), "version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "private dockerd did not answer; see {}",
+                self.dir.join("dockerd.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `docker run -d --network none OPTS IMAGE CMD...` on this daemon; returns the id.
+    pub fn run(&self, opts: &[&str], cmd: &[&str]) -> String {
+        let host = self.host();
+        let mut args = vec!["-H", &host, "run", "-d", "--network", "none"];
+        args.extend_from_slice(opts);
+        let image = image();
+        args.push(&image);
+        args.extend_from_slice(cmd);
+        docker(&args)
+    }
+
+    /// Stops the daemon (its containers with it).
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let host = self.host();
+        if let Ok(ids) = Command::new("docker")
+            .args(["-H", &host, "ps", "-aq"])
+            .output()
+        {
+            let ids = String::from_utf8_lossy(&ids.stdout).into_owned();
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let mut args = vec!["-H", &host, "rm", "-f"];
+                args.extend(ids);
+                let _ = docker_output(&args);
+            }
+        }
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.wait();
+    }
+}
+
+impl Drop for PrivateDockerd {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.join("exec"))
+            .output();
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.bridge()])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

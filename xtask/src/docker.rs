@@ -39,6 +39,23 @@ fi
 exec RUNC "$@"
 "#;
 
+/// Path of the OCI runtime wrapper the tests' dockerds use (see RUNC_WRAPPER).
+pub fn runc_wrapper_path(workdir: &Path) -> PathBuf {
+    workdir.join("runc-wrapper")
+}
+
+fn write_runc_wrapper(workdir: &Path) -> anyhow::Result<PathBuf> {
+    fs::create_dir_all(workdir)?;
+    let wrapper = runc_wrapper_path(workdir);
+    let runc = ["/usr/sbin/runc", "/usr/bin/runc"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .context("runc not found: run `cargo xtask setup`")?;
+    fs::write(&wrapper, RUNC_WRAPPER.replace("RUNC", runc))?;
+    run(Command::new("chmod").arg("+x").arg(&wrapper))?;
+    Ok(wrapper)
+}
+
 pub fn answering() -> bool {
     succeeds(Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]))
 }
@@ -152,18 +169,12 @@ pub struct TestDocker {
 
 impl TestDocker {
     pub fn ensure(workdir: &Path) -> anyhow::Result<Self> {
+        // Tests start private dockerds with the same wrapper.
+        let wrapper = write_runc_wrapper(workdir)?;
         if answering() {
             eprintln!("xtask: a dockerd already answers; using it and leaving it alone");
             return Ok(Self { started: None });
         }
-        fs::create_dir_all(workdir)?;
-        let wrapper = workdir.join("runc-wrapper");
-        let runc = ["/usr/sbin/runc", "/usr/bin/runc"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .context("runc not found: run `cargo xtask setup`")?;
-        fs::write(&wrapper, RUNC_WRAPPER.replace("RUNC", runc))?;
-        run(Command::new("chmod").arg("+x").arg(&wrapper))?;
         let snapshot = Snapshot::take();
         let log_path = workdir.join("dockerd.log");
         let log = fs::File::create(&log_path)?;

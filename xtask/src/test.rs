@@ -37,7 +37,11 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
             "--nocapture",
         ])
         .env("SENSOR_BIN", &sensor)
-        .env("SENSOR_TEST_IMAGE", BUSYBOX_IMAGE);
+        .env("SENSOR_TEST_IMAGE", BUSYBOX_IMAGE)
+        .env(
+            "SENSOR_TEST_RUNC_WRAPPER",
+            docker::runc_wrapper_path(&workdir.join("docker")),
+        );
         if let Some(f) = filter {
             cmd.arg(f);
         }

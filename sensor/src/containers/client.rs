@@ -2,22 +2,13 @@
 //! (`cri`). Every call is bounded by the client's timeout; a runtime that hangs costs at most
 //! that long, never the sensor.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::path::Path;
 
 use super::{Runtime, docker::DockerClient, metadata::Metadata};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("cannot connect to {socket}: {source}")]
-    Connect { socket: PathBuf, source: std::io::Error },
-    #[error("{socket} did not answer within {timeout:?}")]
-    Timeout { socket: PathBuf, timeout: Duration },
-    #[error("{socket}: {detail}")]
-    Protocol { socket: PathBuf, detail: String },
-}
+/// Errors of runtime clients: the HTTP client's (connect, timeout, protocol), which the gRPC
+/// client maps its own failures onto.
+pub use crate::http::HttpError as ClientError;
 
 /// One runtime endpoint.
 pub enum Client {
@@ -53,6 +44,31 @@ impl Client {
         match self {
             Self::Docker(c) => c.list().await,
             Self::Cri(c) => c.list_container_ids().await,
+        }
+    }
+
+    /// Metadata available without a round trip to the runtime (Docker's on-disk container
+    /// config), for the container's first events; the API answer completes it.
+    pub fn metadata_fast(&self, id: &str) -> Option<Metadata> {
+        match self {
+            Self::Docker(c) => c.metadata_from_disk(id),
+            Self::Cri(_) => None,
+        }
+    }
+
+    /// Whether the one-time discovery is done (or not needed).
+    pub fn learned(&self) -> bool {
+        match self {
+            Self::Docker(c) => c.data_root_known(),
+            Self::Cri(_) => true,
+        }
+    }
+
+    /// One-time discovery after the runtime first answers.
+    pub async fn learn(&self) -> Result<(), ClientError> {
+        match self {
+            Self::Docker(c) => c.learn_data_root().await,
+            Self::Cri(_) => Ok(()),
         }
     }
 

@@ -5,37 +5,69 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
+    sync::OnceLock,
     time::Duration,
 };
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::StatusCode;
 use serde_json::Value;
-use tokio::net::UnixStream;
 
 use super::{
     Runtime,
     client::ClientError,
     metadata::{Metadata, Network},
 };
+use crate::http::UnixHttp;
 
 pub struct DockerClient {
-    socket: PathBuf,
+    http: UnixHttp,
     runtime: Runtime,
-    timeout: Duration,
+    /// dockerd's data root (`DockerRootDir`), learned from `/info` once it answers.
+    data_root: OnceLock<PathBuf>,
 }
-
-type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
 
 impl DockerClient {
     pub fn new(socket: PathBuf, runtime: Runtime, timeout: Duration) -> Self {
         Self {
-            socket,
+            http: UnixHttp::new(socket, timeout),
             runtime,
-            timeout,
+            data_root: OnceLock::new(),
         }
+    }
+
+    pub fn data_root_known(&self) -> bool {
+        self.runtime != Runtime::Docker || self.data_root.get().is_some()
+    }
+
+    /// Learns the data root from `GET /info` (Docker only: Podman keeps other files).
+    pub async fn learn_data_root(&self) -> Result<(), ClientError> {
+        if self.runtime != Runtime::Docker || self.data_root.get().is_some() {
+            return Ok(());
+        }
+        let (status, v) = self.http.get_json("/info").await?;
+        if let (true, Some(root)) = (status.is_success(), v["DockerRootDir"].as_str()) {
+            let _ = self.data_root.set(PathBuf::from(root));
+        }
+        Ok(())
+    }
+
+    /// Metadata from the files dockerd writes when it creates a container
+    /// (`<data root>/containers/<id>/config.v2.json` and `hostconfig.json`), without asking
+    /// dockerd. It is there before the container's cgroup exists, whereas `GET
+    /// /containers/{id}/json` blocks until the container has finished starting (dockerd holds
+    /// the container's lock), i.e. after its first exec. IP addresses are not assigned yet at
+    /// that point: the API answer that follows fills them in.
+    pub fn metadata_from_disk(&self, id: &str) -> Option<Metadata> {
+        let dir = self.data_root.get()?.join("containers").join(id);
+        let config: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.v2.json")).ok()?).ok()?;
+        let host: Value = std::fs::read(dir.join("hostconfig.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        let mut merged = config;
+        merged["HostConfig"] = host;
+        Some(metadata_from_inspect(&merged))
     }
 
     pub fn runtime(&self) -> Runtime {
@@ -43,83 +75,14 @@ impl DockerClient {
     }
 
     pub fn socket(&self) -> &Path {
-        &self.socket
+        self.http.socket()
     }
 
-    fn timeout_err(&self) -> ClientError {
-        ClientError::Timeout {
-            socket: self.socket.clone(),
-            timeout: self.timeout,
-        }
-    }
-
-    fn protocol(&self, detail: impl std::fmt::Display) -> ClientError {
-        ClientError::Protocol {
-            socket: self.socket.clone(),
-            detail: detail.to_string(),
-        }
-    }
-
-    async fn connect(&self) -> Result<Sender, ClientError> {
-        let stream = tokio::time::timeout(self.timeout, UnixStream::connect(&self.socket))
-            .await
-            .map_err(|_| self.timeout_err())?
-            .map_err(|source| ClientError::Connect {
-                socket: self.socket.clone(),
-                source,
-            })?;
-        let (sender, conn) = tokio::time::timeout(
-            self.timeout,
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)),
-        )
-        .await
-        .map_err(|_| self.timeout_err())?
-        .map_err(|e| self.protocol(e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
-    }
-
-    fn request(path: &str) -> Request<Empty<Bytes>> {
-        Request::get(path)
-            .header("Host", "docker")
-            .body(Empty::new())
-            .expect("static request parts are valid")
-    }
-
-    /// `GET path` → (status, JSON body). The whole exchange is bounded by the timeout.
-    pub async fn get_json(&self, path: &str) -> Result<(StatusCode, Value), ClientError> {
-        let exchange = async {
-            let mut sender = self.connect().await?;
-            let response = sender
-                .send_request(Self::request(path))
-                .await
-                .map_err(|e| self.protocol(e))?;
-            let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| self.protocol(e))?
-                .to_bytes();
-            let value = if body.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&body).map_err(|e| self.protocol(format!("GET {path}: {e}")))?
-            };
-            Ok((status, value))
-        };
-        tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| self.timeout_err())?
-    }
-
-    /// `GET /version` → "Docker 20.10.24 (API 1.41)".
+    /// `GET /version` → "Docker Engine 20.10.24 (API 1.41)".
     pub async fn version(&self) -> Result<String, ClientError> {
-        let (status, v) = self.get_json("/version").await?;
+        let (status, v) = self.http.get_json("/version").await?;
         if !status.is_success() {
-            return Err(self.protocol(format!("GET /version: {status}")));
+            return Err(self.http.protocol(format!("GET /version: {status}")));
         }
         let product = v["Components"][0]["Name"].as_str().unwrap_or("Engine");
         Ok(format!(
@@ -132,38 +95,34 @@ impl DockerClient {
 
     /// Ids of running containers.
     pub async fn list(&self) -> Result<Vec<String>, ClientError> {
-        let (status, v) = self.get_json("/containers/json").await?;
+        let (status, v) = self.http.get_json("/containers/json").await?;
         if !status.is_success() {
-            return Err(self.protocol(format!("GET /containers/json: {status}")));
+            return Err(self
+                .http
+                .protocol(format!("GET /containers/json: {status}")));
         }
         Ok(v.as_array()
-            .map(|a| a.iter().filter_map(|c| c["Id"].as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c["Id"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
     /// `GET /containers/{id}/json`, parsed; `None` on 404.
     pub async fn metadata(&self, id: &str) -> Result<Option<Metadata>, ClientError> {
-        let (status, v) = self.get_json(&format!("/containers/{id}/json")).await?;
+        let (status, v) = self
+            .http
+            .get_json(&format!("/containers/{id}/json"))
+            .await?;
         match status {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => Ok(Some(metadata_from_inspect(&v))),
-            s => Err(self.protocol(format!("GET /containers/{id}/json: {s}"))),
+            s => Err(self
+                .http
+                .protocol(format!("GET /containers/{id}/json: {s}"))),
         }
-    }
-
-    /// Opens `GET /events` filtered to container events and returns the streaming body.
-    /// Each JSON object arrives on its own line.
-    pub async fn events(&self) -> Result<hyper::body::Incoming, ClientError> {
-        let mut sender = self.connect().await?;
-        let path = r#"/events?filters={"type":["container"]}"#.replace('"', "%22");
-        let response = tokio::time::timeout(self.timeout, sender.send_request(Self::request(&path)))
-            .await
-            .map_err(|_| self.timeout_err())?
-            .map_err(|e| self.protocol(e))?;
-        if !response.status().is_success() {
-            return Err(self.protocol(format!("GET /events: {}", response.status())));
-        }
-        Ok(response.into_body())
     }
 }
 
@@ -171,9 +130,23 @@ fn string(v: &Value) -> Option<String> {
     v.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
-fn strings(v: &Value) -> Vec<String> {
+/// Capability names as `CAP_X`: the API returns them as the user typed them (`net_admin`,
+/// `NET_ADMIN`), the files as `CAP_NET_ADMIN`; `ALL` stays `ALL`.
+fn capabilities(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str())
+                .map(|s| {
+                    let upper = s.to_ascii_uppercase();
+                    if upper == "ALL" || upper.starts_with("CAP_") {
+                        upper
+                    } else {
+                        format!("CAP_{upper}")
+                    }
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -207,9 +180,12 @@ pub fn metadata_from_inspect(v: &Value) -> Metadata {
         labels,
         privileged: v["HostConfig"]["Privileged"].as_bool(),
         user: v["Config"]["User"].as_str().map(str::to_owned),
-        cap_add: strings(&v["HostConfig"]["CapAdd"]),
-        cap_drop: strings(&v["HostConfig"]["CapDrop"]),
-        pid: v["State"]["Pid"].as_u64().filter(|p| *p > 0).map(|p| p as u32),
+        cap_add: capabilities(&v["HostConfig"]["CapAdd"]),
+        cap_drop: capabilities(&v["HostConfig"]["CapDrop"]),
+        pid: v["State"]["Pid"]
+            .as_u64()
+            .filter(|p| *p > 0)
+            .map(|p| p as u32),
         networks,
         pod: None,
     }
@@ -226,7 +202,7 @@ mod tests {
       "Name": "/web1",
       "Image": "sha256:e2d08718503d450db8ec1704d4922a52d57934451bbc7d0add6aa3c1eb30fa52",
       "State": {"Status": "running", "Running": true, "Pid": 4242},
-      "HostConfig": {"Privileged": true, "CapAdd": ["NET_ADMIN"], "CapDrop": null},
+      "HostConfig": {"Privileged": true, "CapAdd": ["net_admin"], "CapDrop": null},
       "Config": {"User": "1000", "Image": "local/busybox", "Labels": {"tier": "web", "team": "a"}},
       "NetworkSettings": {"Networks": {
         "net1": {"IPAddress": "172.30.0.2", "GlobalIPv6Address": "fd00:30::2"},
@@ -246,14 +222,22 @@ mod tests {
         assert_eq!(m.labels.get("tier").map(String::as_str), Some("web"));
         assert_eq!(m.privileged, Some(true));
         assert_eq!(m.user.as_deref(), Some("1000"));
-        assert_eq!(m.cap_add, ["NET_ADMIN"]);
+        assert_eq!(m.cap_add, ["CAP_NET_ADMIN"]);
         assert!(m.cap_drop.is_empty());
         assert_eq!(m.pid, Some(4242));
         assert_eq!(
             m.networks,
             [
-                Network { name: "bridge".into(), ip: Some("172.17.0.3".into()), ipv6: None },
-                Network { name: "net1".into(), ip: Some("172.30.0.2".into()), ipv6: Some("fd00:30::2".into()) },
+                Network {
+                    name: "bridge".into(),
+                    ip: Some("172.17.0.3".into()),
+                    ipv6: None
+                },
+                Network {
+                    name: "net1".into(),
+                    ip: Some("172.30.0.2".into()),
+                    ipv6: Some("fd00:30::2".into())
+                },
             ]
         );
         assert!(m.pod.is_none());

@@ -10,48 +10,153 @@ pub mod cgroupfs;
 pub mod client;
 pub mod cri;
 pub mod docker;
+pub mod enrich;
 pub mod metadata;
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering::Relaxed},
+    },
 };
 
-use serde::Serialize;
+use serde::{Serialize, ser::SerializeStruct as _};
+use tokio::sync::{mpsc, watch};
 
 pub use cgroup_path::{Identity, Runtime};
+use enrich::{Enricher, MetaState, Target};
+use metadata::Metadata;
 
-/// A container as events show it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// A container the sensor knows: identity from its cgroup path, metadata from its runtime.
+#[derive(Debug)]
 pub struct Container {
+    pub cgroup_id: u64,
     pub id: String,
     pub runtime: Runtime,
-    /// Kubernetes pod, when the cgroup path places the container in one.
-    pub pod: Option<Pod>,
+    /// Kubernetes pod UID from the cgroup path.
+    pub pod_uid: Option<String>,
     /// containerd namespace (`ctr`/nerdctl containers under the cgroupfs layout).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// Kernel boot-clock time of the cgroup's creation; `None` for containers found at startup.
+    pub created_ns: Option<u64>,
+    /// Metadata as the enricher fills it in.
+    pub meta: Arc<watch::Sender<MetaState>>,
+    /// Whether its `start` line was written.
+    pub announced: AtomicBool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Pod {
-    pub uid: String,
-}
-
-impl From<Identity> for Container {
-    fn from(i: Identity) -> Self {
+impl Container {
+    fn new(cgroup_id: u64, identity: Identity, created_ns: Option<u64>) -> Self {
+        let (meta, _) = watch::channel(MetaState::Pending);
         Self {
-            id: i.id,
-            runtime: i.runtime,
-            pod: i.pod_uid.map(|uid| Pod { uid }),
-            namespace: i.namespace,
+            cgroup_id,
+            id: identity.id,
+            runtime: identity.runtime,
+            pod_uid: identity.pod_uid,
+            namespace: identity.namespace,
+            created_ns,
+            meta: Arc::new(meta),
+            announced: AtomicBool::new(false),
         }
+    }
+
+    pub fn target(&self) -> Target {
+        Target {
+            id: self.id.clone(),
+            runtime: self.runtime,
+            namespace: self.namespace.clone(),
+        }
+    }
+
+    pub fn metadata(&self) -> Option<Arc<Metadata>> {
+        match &*self.meta.borrow() {
+            MetaState::Ready { metadata, .. } => Some(metadata.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn is_pending(&self) -> bool {
+        matches!(*self.meta.borrow(), MetaState::Pending)
+    }
+
+    /// A serializable snapshot: identity plus whatever metadata is known now.
+    pub fn view(&self) -> ContainerView<'_> {
+        ContainerView {
+            container: self,
+            metadata: self.metadata(),
+        }
+    }
+
+    /// Marks the start line as written; true the first time.
+    pub fn announce(&self) -> bool {
+        !self.announced.swap(true, Relaxed)
+    }
+}
+
+/// The `container` object of every event line.
+pub struct ContainerView<'a> {
+    container: &'a Container,
+    metadata: Option<Arc<Metadata>>,
+}
+
+impl ContainerView<'_> {
+    pub fn metadata(&self) -> Option<&Metadata> {
+        self.metadata.as_deref()
+    }
+}
+
+#[derive(Serialize)]
+struct PodView<'a> {
+    name: Option<&'a str>,
+    namespace: Option<&'a str>,
+    uid: &'a str,
+    labels: &'a BTreeMap<String, String>,
+}
+
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
+impl Serialize for ContainerView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let c = self.container;
+        let m = self.metadata.as_deref();
+        let pod = match (m.and_then(|m| m.pod.as_ref()), &c.pod_uid) {
+            (Some(p), _) => Some(PodView {
+                name: Some(&p.name),
+                namespace: Some(&p.namespace),
+                uid: &p.uid,
+                labels: &p.labels,
+            }),
+            (None, Some(uid)) => Some(PodView {
+                name: None,
+                namespace: None,
+                uid,
+                labels: &NO_LABELS,
+            }),
+            (None, None) => None,
+        };
+        let mut st = s.serialize_struct("Container", 13)?;
+        st.serialize_field("id", &c.id)?;
+        st.serialize_field("name", &m.and_then(|m| m.name.as_deref()))?;
+        st.serialize_field("image", &m.and_then(|m| m.image.as_deref()))?;
+        st.serialize_field("image_id", &m.and_then(|m| m.image_id.as_deref()))?;
+        st.serialize_field("runtime", &c.runtime)?;
+        st.serialize_field("labels", m.map_or(&NO_LABELS, |m| &m.labels))?;
+        st.serialize_field("privileged", &m.and_then(|m| m.privileged))?;
+        st.serialize_field("user", &m.and_then(|m| m.user.as_deref()))?;
+        st.serialize_field("pod", &pod)?;
+        st.serialize_field("networks", m.map_or(&[][..], |m| &m.networks[..]))?;
+        st.serialize_field("enriched", &m.is_some())?;
+        if let Some(ns) = &c.namespace {
+            st.serialize_field("namespace", ns)?;
+        }
+        st.end()
     }
 }
 
 /// Where an event's cgroup id leads.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Attribution {
     Host,
     Container(Arc<Container>),
@@ -68,18 +173,29 @@ pub struct Registry {
     root: PathBuf,
     containerd_namespaces: Vec<String>,
     by_cgroup: HashMap<u64, Entry>,
+    enricher: Arc<Enricher>,
+    /// Receives the cgroup id of each container whose fetch finished.
+    done: mpsc::UnboundedSender<u64>,
 }
 
 impl Registry {
-    /// A registry of every cgroup now under the v2 mount `root`.
-    pub fn scan(root: &Path, containerd_namespaces: Vec<String>) -> Self {
+    /// A registry of every cgroup now under the v2 mount `root`; metadata fetches for the
+    /// containers among them start at once.
+    pub fn scan(
+        root: &Path,
+        containerd_namespaces: Vec<String>,
+        enricher: Arc<Enricher>,
+        done: mpsc::UnboundedSender<u64>,
+    ) -> Self {
         let mut registry = Self {
             root: root.to_owned(),
             containerd_namespaces,
             by_cgroup: HashMap::new(),
+            enricher,
+            done,
         };
         for (id, path) in cgroupfs::walk(root) {
-            registry.insert(id, path);
+            registry.insert(id, path, None);
         }
         registry
     }
@@ -93,8 +209,13 @@ impl Registry {
         cgroup_path::parse(path, &ns)
     }
 
-    fn insert(&mut self, id: u64, path: String) -> Option<Arc<Container>> {
-        let container = self.identity(&path).map(|i| Arc::new(Container::from(i)));
+    fn insert(&mut self, id: u64, path: String, created_ns: Option<u64>) -> Option<Arc<Container>> {
+        let container = self
+            .identity(&path)
+            .map(|i| Arc::new(Container::new(id, i, created_ns)));
+        if let Some(c) = &container {
+            self.refetch(c);
+        }
         self.by_cgroup.insert(
             id,
             Entry {
@@ -105,14 +226,41 @@ impl Registry {
         container
     }
 
-    /// A cgroup appeared. Returns its container when it is one.
-    pub fn cgroup_created(&mut self, id: u64, path: String) -> Option<Arc<Container>> {
-        self.insert(id, path)
+    /// (Re)starts the metadata fetch of `c`.
+    pub fn refetch(&self, c: &Container) {
+        c.meta.send_replace(MetaState::Pending);
+        self.enricher
+            .fetch(c.target(), c.meta.clone(), c.cgroup_id, self.done.clone());
     }
 
-    /// A cgroup went away.
-    pub fn cgroup_removed(&mut self, id: u64) {
-        self.by_cgroup.remove(&id);
+    /// Fetches again every container whose metadata is unavailable (a runtime came back).
+    pub fn refetch_unavailable(&self) {
+        for c in self.containers() {
+            if matches!(*c.meta.borrow(), MetaState::Unavailable(_)) {
+                self.refetch(c);
+            }
+        }
+    }
+
+    /// A cgroup appeared at kernel time `created_ns`. Returns its container when it is one.
+    pub fn cgroup_created(
+        &mut self,
+        id: u64,
+        path: String,
+        created_ns: u64,
+    ) -> Option<Arc<Container>> {
+        if let Some(existing) = self.by_cgroup.get(&id)
+            && existing.path == path
+        {
+            // Already seen by the startup walk.
+            return existing.container.clone();
+        }
+        self.insert(id, path, Some(created_ns))
+    }
+
+    /// A cgroup went away; returns its container when it was one.
+    pub fn cgroup_removed(&mut self, id: u64) -> Option<Arc<Container>> {
+        self.by_cgroup.remove(&id).and_then(|e| e.container)
     }
 
     /// The container (or host) of cgroup `id`. Unknown ids are resolved through the kernel
@@ -125,12 +273,19 @@ impl Registry {
             };
         }
         match cgroupfs::path_of_id(&self.root, id) {
-            Some(path) => match self.insert(id, path) {
+            Some(path) => match self.insert(id, path, None) {
                 Some(c) => Attribution::Container(c),
                 None => Attribution::Host,
             },
             None => Attribution::Unknown,
         }
+    }
+
+    /// The container of a known cgroup id.
+    pub fn container(&self, cgroup_id: u64) -> Option<&Arc<Container>> {
+        self.by_cgroup
+            .get(&cgroup_id)
+            .and_then(|e| e.container.as_ref())
     }
 
     /// Path of a known cgroup.
@@ -139,10 +294,8 @@ impl Registry {
     }
 
     /// Known cgroups that are containers.
-    pub fn containers(&self) -> impl Iterator<Item = (u64, &Arc<Container>)> {
-        self.by_cgroup
-            .iter()
-            .filter_map(|(id, e)| e.container.as_ref().map(|c| (*id, c)))
+    pub fn containers(&self) -> impl Iterator<Item = &Arc<Container>> {
+        self.by_cgroup.values().filter_map(|e| e.container.as_ref())
     }
 
     pub fn len(&self) -> usize {

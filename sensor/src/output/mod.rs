@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::containers::Container;
+use crate::containers::ContainerView;
 
 /// One output line: `{"time": ..., "kind": ..., <body fields>}`.
 #[derive(Serialize)]
@@ -32,10 +32,27 @@ pub struct Process<'a> {
 #[derive(Serialize)]
 pub struct ExecBody<'a> {
     pub process: Process<'a>,
-    pub container: Option<&'a Container>,
+    pub container: Option<ContainerView<'a>>,
     /// Set when the file name or the arguments were cut to the kernel buffer size.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+}
+
+/// Body of `"kind": "container"` lines.
+#[derive(Serialize)]
+pub struct ContainerBody<'a> {
+    /// `start` or `stop`.
+    pub event: &'static str,
+    pub container: ContainerView<'a>,
+    /// `start` of a container that existed before the sensor started.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub at_startup: bool,
+    /// `start`: milliseconds from the container's cgroup creation to its metadata being ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_ms: Option<f64>,
+    /// `start` without metadata: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_error: Option<&'a str>,
 }
 
 /// Where event lines go.
@@ -71,16 +88,9 @@ impl<W: Write> Sink for JsonLines<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::containers::{Pod, Runtime};
 
     #[test]
     fn exec_line_shape() {
-        let c = Container {
-            id: "abc".into(),
-            runtime: Runtime::Docker,
-            pod: Some(Pod { uid: "u".into() }),
-            namespace: None,
-        };
         let args = vec!["/bin/true".to_string()];
         let line = Line {
             time: "2026-01-01T00:00:00.000000000Z",
@@ -95,7 +105,7 @@ mod tests {
                     exe: "/bin/true",
                     args: &args,
                 },
-                container: Some(&c),
+                container: None,
                 truncated: false,
             },
         };
@@ -108,7 +118,7 @@ mod tests {
             concat!(
                 r#"{"time":"2026-01-01T00:00:00.000000000Z","kind":"exec","#,
                 r#""process":{"pid":2,"ppid":1,"uid":0,"gid":0,"comm":"true","exe":"/bin/true","args":["/bin/true"]},"#,
-                r#""container":{"id":"abc","runtime":"docker","pod":{"uid":"u"}}}"#,
+                r#""container":null}"#,
                 "\n"
             )
         );

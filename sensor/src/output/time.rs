@@ -17,6 +17,11 @@ fn now_ns(clock: libc::clockid_t) -> i128 {
     i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
 }
 
+/// CLOCK_BOOTTIME now, the clock of the kernel's event timestamps.
+pub fn boottime_ns() -> u64 {
+    now_ns(libc::CLOCK_BOOTTIME) as u64
+}
+
 impl Clock {
     pub fn new() -> Self {
         let mut c = Self {

@@ -1,0 +1,140 @@
+//! The daemon's HTTP endpoints, on a unix socket (`--api-socket`, for `sensor containers`) and
+//! optionally on TCP (`--metrics-addr`, for Prometheus): `GET /metrics`, `GET /containers`.
+//! Requests for daemon state go to the pipeline's task through a channel; nothing else touches
+//! it.
+
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use hyper::StatusCode;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, UnixListener},
+    sync::{mpsc, oneshot},
+};
+
+use crate::{
+    http::{read_request_path, respond},
+    metrics::Metrics,
+};
+
+/// A question for the pipeline's task.
+pub enum Request {
+    /// JSON array of the containers the sensor knows.
+    Containers(oneshot::Sender<String>),
+}
+
+#[derive(Clone)]
+struct Handler {
+    metrics: Arc<Metrics>,
+    requests: mpsc::Sender<Request>,
+}
+
+impl Handler {
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, mut stream: S) {
+        let Some(path) = read_request_path(&mut stream).await else {
+            return;
+        };
+        match path.as_str() {
+            "/metrics" => {
+                respond(
+                    &mut stream,
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4",
+                    &self.metrics.render(),
+                )
+                .await
+            }
+            "/containers" => {
+                let (tx, rx) = oneshot::channel();
+                let answer = match self.requests.send(Request::Containers(tx)).await {
+                    Ok(()) => tokio::time::timeout(Duration::from_secs(5), rx)
+                        .await
+                        .ok()
+                        .and_then(Result::ok),
+                    Err(_) => None,
+                };
+                match answer {
+                    Some(body) => {
+                        respond(&mut stream, StatusCode::OK, "application/json", &body).await
+                    }
+                    None => {
+                        respond(
+                            &mut stream,
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "text/plain",
+                            "busy\n",
+                        )
+                        .await
+                    }
+                }
+            }
+            _ => {
+                respond(
+                    &mut stream,
+                    StatusCode::NOT_FOUND,
+                    "text/plain",
+                    "try /metrics or /containers\n",
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// Serves on TCP; returns the bound address (port 0 picks a free one).
+pub async fn serve_tcp(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    requests: mpsc::Sender<Request>,
+) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let handler = Handler { metrics, requests };
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move { handler.serve(stream).await });
+        }
+    });
+    Ok(bound)
+}
+
+/// Serves on a unix socket at `path` (mode 0600: the container inventory is for root). A stale
+/// socket left by a sensor that died is replaced; a live one is an error.
+pub async fn serve_unix(
+    path: &Path,
+    metrics: Arc<Metrics>,
+    requests: mpsc::Sender<Request>,
+) -> std::io::Result<()> {
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!(
+                    "another sensor answers on {}; give this one --api-socket PATH",
+                    path.display()
+                ),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    let handler = Handler { metrics, requests };
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move { handler.serve(stream).await });
+        }
+    });
+    Ok(())
+}
