@@ -1,6 +1,6 @@
 //! Payload of the `sched_process_exec` program (`sensor-ebpf/src/exec.rs`).
 
-use crate::EventHeader;
+use crate::{EventHeader, policy::Verdict};
 
 /// Bytes kept of the executed file name (`linux_binprm::filename`).
 pub const FILENAME_LEN: usize = 512;
@@ -23,11 +23,13 @@ pub struct ExecEvent {
     pub args_len: u32,
     pub flags: u32,
     pub _pad: u32,
+    /// Exec rules' verdict on this exec.
+    pub verdict: Verdict,
     pub filename: [u8; FILENAME_LEN],
     pub args: [u8; ARGS_LEN],
 }
 
 const _: () = assert!(
     core::mem::size_of::<ExecEvent>()
-        == core::mem::size_of::<EventHeader>() + 16 + FILENAME_LEN + ARGS_LEN
+        == core::mem::size_of::<EventHeader>() + 24 + FILENAME_LEN + ARGS_LEN
 );

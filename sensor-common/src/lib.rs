@@ -12,6 +12,7 @@
 pub mod cgroup;
 pub mod exec;
 pub mod offsets;
+pub mod policy;
 
 /// Length of `task_struct::comm`, `TASK_COMM_LEN` in the kernel.
 pub const COMM_LEN: usize = 16;
@@ -89,4 +90,9 @@ mod pod {
     unsafe impl aya::Pod for super::exec::ExecEvent {}
     unsafe impl aya::Pod for super::cgroup::CgroupEvent {}
     unsafe impl aya::Pod for super::offsets::KernelOffsets {}
+    unsafe impl aya::Pod for super::policy::PolicyConfig {}
+    unsafe impl aya::Pod for super::policy::CgroupPolicy {}
+    unsafe impl aya::Pod for super::policy::ExecKeyData {}
+    unsafe impl aya::Pod for super::policy::ExecValue {}
+    unsafe impl aya::Pod for super::policy::ExecRuleset {}
 }

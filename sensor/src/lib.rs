@@ -13,4 +13,5 @@ pub mod logging;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;
+pub mod policy;
 pub mod probe;

@@ -62,13 +62,86 @@ pub fn build_static_test_bins() -> anyhow::Result<StaticBins> {
     })
 }
 
+/// The sensor's resident memory in KiB (VmRSS).
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("VmRSS missing")
+}
+
+/// Memory of a running sensor over `cycles` container start/stop cycles: RSS after each tenth,
+/// and the containers it still tracks at the end (should be none of the finished ones).
+fn churn_memory(sensor: &Path, cycles: usize) -> anyhow::Result<()> {
+    let s = Sensor::start(sensor)?;
+    let pid = s.0.id();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let mut samples = vec![(0usize, rss_kib(pid)?)];
+    let started = Instant::now();
+    for i in 1..=cycles {
+        util::output(Command::new("docker").args([
+            "run",
+            "--rm",
+            "--label",
+            "churn=1",
+            IMAGE,
+            "/bin/true",
+        ]))?;
+        if i % (cycles / 10).max(1) == 0 || i == cycles {
+            samples.push((i, rss_kib(pid)?));
+            eprintln!(
+                "xtask: churn {i}/{cycles}: sensor RSS {} KiB",
+                samples.last().unwrap().1
+            );
+        }
+    }
+    let tracked = util::output(Command::new(sensor).args([
+        "containers",
+        "--json",
+        "--api-socket",
+        &s.api_socket(),
+    ]))?;
+    let tracked: serde_json::Value = serde_json::from_str(&tracked)?;
+    let still = tracked
+        .as_array()
+        .map(|a| a.iter().filter(|c| c["labels"]["churn"] == "1").count())
+        .unwrap_or(0);
+    let first = samples[1].1;
+    let last = samples.last().unwrap().1;
+    println!(
+        "churn: {cycles} containers in {:.0} s; sensor RSS {} KiB at start, {first} KiB after {}, {last} KiB after {cycles}; finished containers still tracked: {still}",
+        started.elapsed().as_secs_f64(),
+        samples[0].1,
+        samples[1].0
+    );
+    let dir = util::target_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("churn.json"),
+        serde_json::to_string_pretty(&json!({
+            "cycles": cycles,
+            "rss_kib": samples.iter().map(|(i, r)| json!({"after": i, "rss_kib": r})).collect::<Vec<_>>(),
+            "finished_containers_still_tracked": still,
+        }))?,
+    )?;
+    Ok(())
+}
+
 /// A running sensor, writing its events to /dev/null.
-struct Sensor(Child);
+struct Sensor(Child, String);
 
 impl Sensor {
+    fn api_socket(&self) -> String {
+        self.1.clone()
+    }
+
     fn start(bin: &Path) -> anyhow::Result<Self> {
+        let socket = format!("/run/sensor/bench-{}.sock", std::process::id());
         let mut child = Command::new(bin)
-            .args(["run", "--output", "/dev/null"])
+            .args(["run", "--output", "/dev/null", "--api-socket", &socket])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -84,7 +157,7 @@ impl Sensor {
         }
         // Keep draining stderr so the sensor never blocks on it.
         std::thread::spawn(move || for _ in lines {});
-        Ok(Self(child))
+        Ok(Self(child, socket))
     }
 }
 
@@ -117,7 +190,7 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-pub fn bench(rounds: usize, filter: Option<&str>) -> anyhow::Result<()> {
+pub fn bench(rounds: usize, filter: Option<&str>, churn: usize) -> anyhow::Result<()> {
     if !util::is_root() {
         bail!("benchmarks load eBPF programs and start dockerd: run as root");
     }
@@ -134,6 +207,9 @@ pub fn bench(rounds: usize, filter: Option<&str>) -> anyhow::Result<()> {
             Command::new("docker")
                 .args(["run", "-d", "--name", &container, IMAGE, "sleep", "1000000"]),
         )?;
+        if churn > 0 {
+            return churn_memory(&sensor, churn);
+        }
         run_rounds(&sensor, &container, rounds.max(1), filter)
     })();
     let _ = util::output(Command::new("docker").args(["rm", "-f", &container]));

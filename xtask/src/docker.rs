@@ -258,6 +258,30 @@ pub fn build_busybox_image(
     extra: &[(&Path, &str)],
     workdir: &Path,
 ) -> anyhow::Result<()> {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .context("busybox not found: run `cargo xtask setup` (busybox-static)")?;
+    // Re-importing an unchanged image only leaves dangling copies behind: skip it when the
+    // image already carries the same content hash.
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&fs::read(busybox)?, &mut hasher);
+    for (src, dst) in extra {
+        std::hash::Hash::hash(&fs::read(src)?, &mut hasher);
+        std::hash::Hash::hash(dst, &mut hasher);
+    }
+    let content = format!("{:016x}", std::hash::Hasher::finish(&hasher));
+    let current = output(Command::new("docker").args([
+        "image",
+        "inspect",
+        "-f",
+        r#"{{index .Config.Labels "sensor.content"}}"#,
+        tag,
+    ]));
+    if current.is_ok_and(|c| c.trim() == content) {
+        eprintln!("xtask: image {tag} is up to date");
+        return Ok(());
+    }
     let root = workdir.join(format!("rootfs-{}", tag.replace(['/', ':'], "_")));
     let _ = fs::remove_dir_all(&root);
     for d in [
@@ -272,10 +296,6 @@ pub fn build_busybox_image(
     ] {
         fs::create_dir_all(root.join(d))?;
     }
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .context("busybox not found: run `cargo xtask setup` (busybox-static)")?;
     fs::copy(busybox, root.join("bin/busybox"))?;
     let applets = output(Command::new(busybox).arg("--list"))?;
     for applet in applets.split_whitespace().filter(|a| *a != "busybox") {
@@ -297,7 +317,13 @@ pub fn build_busybox_image(
         .stdout(Stdio::piped())
         .spawn()?;
     let status = Command::new("docker")
-        .args(["import", "--change", r#"CMD ["/bin/sh"]"#, "-", tag])
+        .args(["import", "--change", r#"CMD ["/bin/sh"]"#])
+        .args([
+            "--change",
+            &format!("LABEL sensor.content={content}"),
+            "-",
+            tag,
+        ])
         .stdin(tar.stdout.context("tar stdout")?)
         .stdout(Stdio::null())
         .status()?;

@@ -64,6 +64,10 @@ enum Cmd {
         rounds: usize,
         /// Only workloads whose name contains this.
         filter: Option<String>,
+        /// Instead of the workloads: the sensor's memory over this many container start/stop
+        /// cycles.
+        #[arg(long, default_value_t = 0)]
+        churn: usize,
     },
 }
 
@@ -87,7 +91,11 @@ fn main() -> ExitCode {
             filter,
             update_readme,
         } => vmtest::vmtest(&kernel, filter.as_deref(), update_readme),
-        Cmd::Bench { rounds, filter } => bench::bench(rounds, filter.as_deref()),
+        Cmd::Bench {
+            rounds,
+            filter,
+            churn,
+        } => bench::bench(rounds, filter.as_deref(), churn),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

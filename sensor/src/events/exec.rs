@@ -55,6 +55,7 @@ mod tests {
             args_len: args.len() as u32,
             flags,
             _pad: 0,
+            verdict: Default::default(),
             filename: [0; FILENAME_LEN],
             args: [0xaa; ARGS_LEN],
         };

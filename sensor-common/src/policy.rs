@@ -1,0 +1,116 @@
+//! Policy as the kernel programs read it: per-cgroup rulesets, compiled by
+//! `sensor/src/policy/compile.rs` and installed by `sensor/src/policy/install.rs`.
+//!
+//! Two generations coexist during a reload: the daemon writes the new generation's entries,
+//! flips `PolicyConfig::generation` (one 4-byte write), then removes the old ones. A program
+//! reads the generation once per event, so it sees the old policy or the new one, never a mix
+//! and never neither.
+
+/// Rule actions, ordered by strength (`sensor::policy::model::Action`).
+pub const ACTION_NONE: u8 = 0;
+pub const ACTION_AUDIT: u8 = 1;
+pub const ACTION_BLOCK: u8 = 2;
+pub const ACTION_KILL: u8 = 3;
+
+pub const MODE_AUDIT: u32 = 0;
+pub const MODE_ENFORCE: u32 = 1;
+
+/// No ruleset: nothing applies.
+pub const NO_RULESET: u32 = 0;
+
+/// `POLICY[0]`: what is active.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// 0 or 1: which slot of `CgroupPolicy::ruleset` and of `host_ruleset` is active.
+    pub generation: u32,
+    /// `MODE_AUDIT` or `MODE_ENFORCE`.
+    pub mode: u32,
+    /// Ruleset of processes outside containers (rules with `host: true`), per generation.
+    pub host_ruleset: [u32; 2],
+}
+
+const _: () = assert!(core::mem::size_of::<PolicyConfig>() == 16);
+
+/// `CGROUP_POLICY[cgroup id]`: the ruleset of a container, per generation. Every container
+/// cgroup has an entry (possibly `NO_RULESET`); cgroups without one are the host's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CgroupPolicy {
+    pub ruleset: [u32; 2],
+}
+
+/// Bytes of a path that exec rules can match (LPM data is at most 256 bytes, 4 go to the
+/// ruleset id).
+pub const EXEC_PATH_LEN: usize = 248;
+
+/// Data of the `EXEC_PREFIX` and `EXEC_SUFFIX` LPM trie keys (the key is
+/// `{ prefix_len: u32, data: ExecKeyData }`): the ruleset id, always matched whole, then the
+/// path — forward for exact and prefix patterns (NUL-terminated for exact ones), reversed for
+/// suffix patterns. `prefix_len` is 32 + 8 × pattern bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecKeyData {
+    pub ruleset: u32,
+    pub path: [u8; EXEC_PATH_LEN],
+}
+
+const _: () = assert!(core::mem::size_of::<ExecKeyData>() == 4 + EXEC_PATH_LEN);
+
+/// What a matching exec pattern means for its ruleset. Already folded by the compiler over
+/// every shorter pattern of the same trie, because an LPM lookup returns only the longest.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecValue {
+    /// Strongest action of the deny rules matching, `ACTION_NONE` if none.
+    pub deny_action: u8,
+    pub _pad: [u8; 3],
+    /// Rule id of that deny rule.
+    pub deny_rule: u32,
+    /// Allow-list rules (bits of `ExecRuleset::allow_required`) that this path satisfies.
+    pub allow_mask: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<ExecValue>() == 12);
+
+pub const MAX_ALLOW_RULES: usize = 32;
+
+/// `EXEC_RULESETS[ruleset]`: the allow-list rules of a ruleset.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecRuleset {
+    /// One bit per allow-list rule: a path must satisfy each of them.
+    pub allow_required: u32,
+    pub allow_action: [u8; MAX_ALLOW_RULES],
+    pub allow_rule: [u32; MAX_ALLOW_RULES],
+}
+
+const _: () = assert!(core::mem::size_of::<ExecRuleset>() == 4 + 32 + 128);
+
+impl ExecRuleset {
+    pub const fn empty() -> Self {
+        Self {
+            allow_required: 0,
+            allow_action: [0; MAX_ALLOW_RULES],
+            allow_rule: [0; MAX_ALLOW_RULES],
+        }
+    }
+}
+
+/// The verdict a program reached, carried on its event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Rule id (index in the generation's rule table); meaningful when `action` is not NONE.
+    pub rule: u32,
+    /// `ACTION_*` of the rule.
+    pub action: u8,
+    /// 1 when the kernel enforced it (sent SIGKILL or refused the operation).
+    pub enforced: u8,
+    /// Policy generation slot the verdict comes from.
+    pub generation: u8,
+    /// `MODE_*` at the time.
+    pub mode: u8,
+}
+
+const _: () = assert!(core::mem::size_of::<Verdict>() == 8);

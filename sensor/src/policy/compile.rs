@@ -1,0 +1,365 @@
+//! Policy + containers → the map entries the kernel programs read. Pure: no kernel, no I/O;
+//! golden-tested in `tests/golden`.
+//!
+//! Containers whose matching rules are the same share one ruleset. Exec patterns become keys of
+//! two LPM tries (forward paths for exact and prefix patterns, reversed paths for suffixes);
+//! since a trie lookup returns only the longest matching key, each key's value is folded over
+//! every shorter pattern of the same trie that also matches it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sensor_common::policy::{ACTION_NONE, EXEC_PATH_LEN, ExecKeyData, ExecRuleset, ExecValue, MAX_ALLOW_RULES};
+
+use super::model::{Action, List, Mode, PathPattern, Policy, Rule, Selector};
+use crate::containers::Runtime;
+
+/// What selectors look at: a container (or the host).
+#[derive(Clone, Debug, Default)]
+pub struct Subject<'a> {
+    /// `None` for host processes.
+    pub runtime: Option<Runtime>,
+    pub name: Option<&'a str>,
+    pub image: Option<&'a str>,
+    pub labels: Option<&'a BTreeMap<String, String>>,
+    pub pod_labels: Option<&'a BTreeMap<String, String>>,
+    pub namespace: Option<&'a str>,
+    pub networks: Vec<&'a str>,
+}
+
+impl Subject<'_> {
+    pub fn host() -> Self {
+        Self::default()
+    }
+
+    fn is_host(&self) -> bool {
+        self.runtime.is_none()
+    }
+
+    fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .and_then(|l| l.get(key))
+            .or_else(|| self.pod_labels.and_then(|l| l.get(key)))
+            .map(String::as_str)
+    }
+}
+
+impl Selector {
+    /// Every given field must match. A field the container's metadata does not know fails,
+    /// except `*` globs, which match anything.
+    pub fn matches(&self, s: &Subject<'_>) -> bool {
+        if s.is_host() {
+            return self.host;
+        }
+        let glob = |g: &Option<super::model::Glob>, v: Option<&str>| match g {
+            None => true,
+            Some(g) if g.0 == "*" => true,
+            Some(g) => v.is_some_and(|v| g.matches(v)),
+        };
+        self.labels.iter().all(|(k, v)| s.label(k) == Some(v.as_str()))
+            && glob(&self.image, s.image)
+            && glob(&self.name, s.name)
+            && glob(&self.namespace, s.namespace)
+            && self.runtime.is_none_or(|r| match s.runtime {
+                // A cgroupfs Kubernetes path does not say which CRI runtime it is.
+                Some(Runtime::Cri) => matches!(r, Runtime::Containerd | Runtime::CriO),
+                other => other == Some(r),
+            })
+            && self.network.as_ref().is_none_or(|n| s.networks.contains(&n.as_str()))
+    }
+}
+
+/// A rule as the kernel reports it: its index in `Compiled::rules` is its id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleInfo {
+    pub name: String,
+    pub action: Action,
+}
+
+/// One ruleset's exec entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecEntries {
+    pub header: ExecRuleset,
+    /// (prefix_len, data, value) for the forward trie.
+    pub forward: Vec<(u32, ExecKeyData, ExecValue)>,
+    /// … and for the reversed trie.
+    pub reverse: Vec<(u32, ExecKeyData, ExecValue)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ruleset {
+    pub id: u32,
+    /// Indices of the rules it applies.
+    pub rules: Vec<usize>,
+    pub exec: ExecEntries,
+}
+
+/// Compile errors: conditions only a particular container set reveals.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    #[error(
+        "more than {MAX_ALLOW_RULES} exec allow-lists apply to one container (rules {0}); merge some of them"
+    )]
+    TooManyAllowLists(String),
+}
+
+/// Rulesets of one policy generation, built up as containers come.
+pub struct Compiler {
+    pub mode: Mode,
+    pub rules: Vec<RuleInfo>,
+    policy_rules: Vec<Rule>,
+    by_rules: BTreeMap<Vec<usize>, Ruleset>,
+    next_id: u32,
+}
+
+impl Compiler {
+    /// `first_id` is the first ruleset id to hand out; ids are never reused while a previous
+    /// generation may still be installed.
+    pub fn new(policy: &Policy, first_id: u32) -> Self {
+        Self {
+            mode: policy.mode,
+            rules: policy
+                .rules
+                .iter()
+                .map(|r| RuleInfo {
+                    name: r.name.clone(),
+                    action: r.action,
+                })
+                .collect(),
+            policy_rules: policy.rules.clone(),
+            by_rules: BTreeMap::new(),
+            next_id: first_id.max(1),
+        }
+    }
+
+    pub fn next_id(&self) -> u32 {
+        self.next_id
+    }
+
+    /// Rules (by index) that apply to `subject`.
+    pub fn matching(&self, subject: &Subject<'_>) -> Vec<usize> {
+        self.policy_rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.exec.is_some() && r.selector.matches(subject))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The ruleset for `subject`: `Ok((id, true))` when it was created by this call (its
+    /// entries must be installed), `Ok((NO_RULESET, false))` when no rule applies.
+    pub fn ruleset_for(&mut self, subject: &Subject<'_>) -> Result<(u32, bool), CompileError> {
+        let rules = self.matching(subject);
+        if rules.is_empty() {
+            return Ok((sensor_common::policy::NO_RULESET, false));
+        }
+        if let Some(rs) = self.by_rules.get(&rules) {
+            return Ok((rs.id, false));
+        }
+        let id = self.next_id;
+        let exec = self.exec_entries(id, &rules)?;
+        self.next_id += 1;
+        self.by_rules.insert(rules.clone(), Ruleset { id, rules, exec });
+        Ok((id, true))
+    }
+
+    pub fn ruleset(&self, id: u32) -> Option<&Ruleset> {
+        self.by_rules.values().find(|r| r.id == id)
+    }
+
+    pub fn rulesets(&self) -> impl Iterator<Item = &Ruleset> {
+        self.by_rules.values()
+    }
+
+    fn exec_entries(&self, id: u32, rules: &[usize]) -> Result<ExecEntries, CompileError> {
+        let mut header = ExecRuleset::empty();
+        // (bytes, is_reverse) → value contributed by this pattern alone.
+        let mut patterns: Vec<(bool, Vec<u8>, ExecValue)> = Vec::new();
+        let mut bit = 0usize;
+        for &ri in rules {
+            let rule = &self.policy_rules[ri];
+            let Some(list) = &rule.exec else { continue };
+            let (value, items) = match list {
+                List::Deny(items) => (
+                    ExecValue {
+                        deny_action: rule.action.code(),
+                        deny_rule: ri as u32,
+                        ..Default::default()
+                    },
+                    items,
+                ),
+                List::Allow(items) => {
+                    if bit >= MAX_ALLOW_RULES {
+                        let names: Vec<&str> = rules.iter().map(|&i| self.policy_rules[i].name.as_str()).collect();
+                        return Err(CompileError::TooManyAllowLists(names.join(", ")));
+                    }
+                    header.allow_required |= 1 << bit;
+                    header.allow_action[bit] = rule.action.code();
+                    header.allow_rule[bit] = ri as u32;
+                    bit += 1;
+                    (
+                        ExecValue {
+                            allow_mask: 1 << (bit - 1),
+                            ..Default::default()
+                        },
+                        items,
+                    )
+                }
+            };
+            for item in items {
+                let (reverse, bytes) = match item {
+                    PathPattern::Exact(p) => (false, [p.as_bytes(), b"\0"].concat()),
+                    PathPattern::Prefix(p) => (false, p.as_bytes().to_vec()),
+                    PathPattern::Any => (false, Vec::new()),
+                    PathPattern::Suffix(s) => (true, s.bytes().rev().collect()),
+                };
+                patterns.push((reverse, bytes, value));
+            }
+        }
+        let fold = |reverse: bool| -> Vec<(u32, ExecKeyData, ExecValue)> {
+            let mine: Vec<&(bool, Vec<u8>, ExecValue)> = patterns.iter().filter(|p| p.0 == reverse).collect();
+            let keys: BTreeSet<&Vec<u8>> = mine.iter().map(|p| &p.1).collect();
+            keys.into_iter()
+                .map(|key| {
+                    let mut v = ExecValue::default();
+                    // Every pattern of this trie that is a prefix of `key` also matches
+                    // whatever `key` matches.
+                    for (_, _, pv) in mine.iter().filter(|p| key.starts_with(&p.1)) {
+                        if pv.deny_action > v.deny_action {
+                            v.deny_action = pv.deny_action;
+                            v.deny_rule = pv.deny_rule;
+                        }
+                        v.allow_mask |= pv.allow_mask;
+                    }
+                    if v.deny_action == ACTION_NONE {
+                        v.deny_rule = 0;
+                    }
+                    let mut data = ExecKeyData {
+                        ruleset: id,
+                        path: [0; EXEC_PATH_LEN],
+                    };
+                    data.path[..key.len()].copy_from_slice(key);
+                    (32 + 8 * key.len() as u32, data, v)
+                })
+                .collect()
+        };
+        Ok(ExecEntries {
+            header,
+            forward: fold(false),
+            reverse: fold(true),
+        })
+    }
+}
+
+/// The ruleset of every subject, from scratch: what a reload installs.
+pub struct Plan {
+    pub compiler: Compiler,
+    pub cgroups: BTreeMap<u64, u32>,
+    pub host_ruleset: u32,
+}
+
+pub fn compile<'a>(
+    policy: &Policy,
+    first_id: u32,
+    subjects: impl IntoIterator<Item = (u64, Subject<'a>)>,
+) -> Result<Plan, CompileError> {
+    let mut compiler = Compiler::new(policy, first_id);
+    let mut cgroups = BTreeMap::new();
+    for (cgroup, subject) in subjects {
+        let (id, _) = compiler.ruleset_for(&subject)?;
+        cgroups.insert(cgroup, id);
+    }
+    let (host_ruleset, _) = compiler.ruleset_for(&Subject::host())?;
+    Ok(Plan {
+        compiler,
+        cgroups,
+        host_ruleset,
+    })
+}
+
+/// Human-readable dump of a plan, for golden tests and `sensor policy compile`.
+pub fn render(plan: &Plan) -> String {
+    use std::fmt::Write as _;
+    let action = |code: u8| match Action::from_code(code) {
+        Some(a) => a.as_str(),
+        None => "none",
+    };
+    let show = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .map(|&b| if b == 0 { "\\0".to_owned() } else { (b as char).to_string() })
+            .collect::<String>()
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "mode {}", plan.compiler.mode.as_str());
+    for (i, r) in plan.compiler.rules.iter().enumerate() {
+        let _ = writeln!(out, "rule {i} {} {}", r.name, r.action.as_str());
+    }
+    for rs in plan.compiler.rulesets() {
+        let _ = writeln!(
+            out,
+            "ruleset {} rules {:?} allow_required {:#x}",
+            rs.id, rs.rules, rs.exec.header.allow_required
+        );
+        for b in 0..MAX_ALLOW_RULES {
+            if rs.exec.header.allow_required & (1 << b) != 0 {
+                let _ = writeln!(
+                    out,
+                    "  allow-list bit {b}: rule {} {}",
+                    rs.exec.header.allow_rule[b],
+                    action(rs.exec.header.allow_action[b])
+                );
+            }
+        }
+        for (trie, entries) in [("forward", &rs.exec.forward), ("reverse", &rs.exec.reverse)] {
+            for (len, data, v) in entries {
+                let n = (*len as usize - 32) / 8;
+                let _ = writeln!(
+                    out,
+                    "  {trie} \"{}\" deny {} rule {} allow {:#x}",
+                    show(&data.path[..n]),
+                    action(v.deny_action),
+                    v.deny_rule,
+                    v.allow_mask
+                );
+            }
+        }
+    }
+    for (cg, id) in &plan.cgroups {
+        let _ = writeln!(out, "cgroup {cg} ruleset {id}");
+    }
+    let _ = writeln!(out, "host ruleset {}", plan.host_ruleset);
+    out
+}
+
+/// What the kernel decides for an exec of `path` under `rs` (the same evaluation as
+/// `sensor-ebpf/src/exec.rs`, for tests): (action, rule id).
+pub fn evaluate_exec(rs: &Ruleset, path: &str) -> Option<(u8, u32)> {
+    let longest = |entries: &[(u32, ExecKeyData, ExecValue)], key: &[u8]| {
+        entries
+            .iter()
+            .filter(|(len, data, _)| {
+                let n = (*len as usize - 32) / 8;
+                key.len() >= n && data.path[..n] == key[..n]
+            })
+            .max_by_key(|(len, _, _)| *len)
+            .map(|(_, _, v)| *v)
+            .unwrap_or_default()
+    };
+    let forward: Vec<u8> = [path.as_bytes(), b"\0"].concat();
+    let reverse: Vec<u8> = path.bytes().rev().collect();
+    let f = longest(&rs.exec.forward, &forward);
+    let r = longest(&rs.exec.reverse, &reverse);
+    let (mut action, mut rule) = if f.deny_action >= r.deny_action {
+        (f.deny_action, f.deny_rule)
+    } else {
+        (r.deny_action, r.deny_rule)
+    };
+    let violated = rs.exec.header.allow_required & !(f.allow_mask | r.allow_mask);
+    for b in 0..MAX_ALLOW_RULES {
+        if violated & (1 << b) != 0 && rs.exec.header.allow_action[b] > action {
+            action = rs.exec.header.allow_action[b];
+            rule = rs.exec.header.allow_rule[b];
+        }
+    }
+    (action != ACTION_NONE).then_some((action, rule))
+}
