@@ -31,5 +31,5 @@ pub struct ExecEvent {
 
 const _: () = assert!(
     core::mem::size_of::<ExecEvent>()
-        == core::mem::size_of::<EventHeader>() + 24 + FILENAME_LEN + ARGS_LEN
+        == core::mem::size_of::<EventHeader>() + 32 + FILENAME_LEN + ARGS_LEN
 );

@@ -75,34 +75,35 @@ const _: () = assert!(core::mem::size_of::<ExecValue>() == 12);
 
 pub const MAX_ALLOW_RULES: usize = 32;
 
-/// `EXEC_RULESETS[ruleset]`: the allow-list rules of a ruleset.
+/// `EXEC_RULESETS[ruleset]`: the allow-list rules of a ruleset, one bit each, grouped by
+/// action (bits in neither mask are `audit`). Which rule a bit is stays in user space: the
+/// kernel reports the violated bits and the daemon names the rule.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExecRuleset {
-    /// One bit per allow-list rule: a path must satisfy each of them.
+    /// A path must satisfy each of these allow-lists.
     pub allow_required: u32,
-    pub allow_action: [u8; MAX_ALLOW_RULES],
-    pub allow_rule: [u32; MAX_ALLOW_RULES],
+    pub allow_kill: u32,
+    pub allow_block: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<ExecRuleset>() == 4 + 32 + 128);
+const _: () = assert!(core::mem::size_of::<ExecRuleset>() == 12);
 
-impl ExecRuleset {
-    pub const fn empty() -> Self {
-        Self {
-            allow_required: 0,
-            allow_action: [0; MAX_ALLOW_RULES],
-            allow_rule: [0; MAX_ALLOW_RULES],
-        }
-    }
-}
+/// `Verdict::rule` when the strongest violation is an allow-list: the daemon finds the rule
+/// from `allow_violated`.
+pub const RULE_ALLOW_LIST: u32 = u32::MAX;
 
 /// The verdict a program reached, carried on its event.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Verdict {
-    /// Rule id (index in the generation's rule table); meaningful when `action` is not NONE.
+    /// Rule id (index in the generation's rule table), or `RULE_ALLOW_LIST`; meaningful when
+    /// `action` is not NONE.
     pub rule: u32,
+    /// Ruleset the verdict comes from.
+    pub ruleset: u32,
+    /// Allow-list bits of that ruleset the operation violated.
+    pub allow_violated: u32,
     /// `ACTION_*` of the rule.
     pub action: u8,
     /// 1 when the kernel enforced it (sent SIGKILL or refused the operation).
@@ -113,4 +114,4 @@ pub struct Verdict {
     pub mode: u8,
 }
 
-const _: () = assert!(core::mem::size_of::<Verdict>() == 8);
+const _: () = assert!(core::mem::size_of::<Verdict>() == 16);

@@ -2,7 +2,10 @@
 //! before it runs any of its own code.
 
 use aya_ebpf::{
-    helpers::{bpf_probe_read_kernel_str_bytes, generated::bpf_probe_read_user},
+    helpers::{
+        bpf_probe_read_kernel_str_bytes,
+        generated::{bpf_probe_read_user, bpf_send_signal},
+    },
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
@@ -12,12 +15,21 @@ use sensor_common::{
         FLAG_FILENAME_UNREADABLE,
     },
     kind,
+    policy::{
+        ACTION_AUDIT, ACTION_BLOCK, ACTION_KILL, ACTION_NONE, EXEC_PATH_LEN, ExecValue,
+        RULE_ALLOW_LIST, Verdict,
+    },
 };
 
 use crate::{
-    maps::{EVENTS, Urgency, count_lost, submit},
+    maps::{
+        EVENTS, EXEC_PREFIX, EXEC_RULESETS, EXEC_SCRATCH, EXEC_SUFFIX, Urgency, count_lost, submit,
+    },
+    policy,
     task::{current_task, fill_header, offsets, read_field},
 };
+
+const SIGKILL: u32 = 9;
 
 /// Raw tracepoint: `TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`.
 /// Cheaper than the perf-event tracepoint and needs only `linux_binprm.filename`'s offset.
@@ -42,7 +54,8 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
 
     let bprm: *const u8 = ctx.arg(2);
     event.filename_len = 0;
-    match read_field::<*const u8>(bprm, offsets.bprm_filename) {
+    let filename: Option<*const u8> = read_field(bprm, offsets.bprm_filename);
+    match filename {
         // SAFETY: the helper bounds the copy by the slice length and NUL-terminates.
         Some(name) => match unsafe { bpf_probe_read_kernel_str_bytes(name, &mut event.filename) } {
             Ok(bytes) => {
@@ -81,6 +94,96 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
             }
         }
     }
-    submit(entry, Urgency::Batch);
+    event.verdict = Verdict::default();
+    let mut urgency = Urgency::Batch;
+    if let (Some(active), Some(name)) = (policy::active(event.header.cgroup_id), filename) {
+        let verdict = evaluate(active.ruleset, name);
+        let action = verdict.action;
+        if action != ACTION_NONE {
+            event.verdict = verdict;
+            event.verdict.generation = active.generation;
+            event.verdict.mode = u8::from(active.enforce);
+            // Block needs the LSM exec hook; at this point the exec has happened, so block
+            // falls back to kill: the new image dies before running any of its code.
+            if active.enforce && action >= ACTION_BLOCK {
+                // SAFETY: the helper signals the current task; no memory is involved.
+                if unsafe { bpf_send_signal(SIGKILL) } == 0 {
+                    event.verdict.enforced = 1;
+                }
+            }
+            urgency = Urgency::Now;
+        }
+    }
+    submit(entry, urgency);
     0
+}
+
+/// The verdict of the exec rules of `ruleset` on the file `name`: deny patterns that match,
+/// allow-lists that do not. Unreadable memory: no verdict (fail open; the event still reports
+/// the exec). Written without data-dependent loops so that the verifier stays linear.
+#[inline(always)]
+fn evaluate(ruleset: u32, name: *const u8) -> Verdict {
+    let mut verdict = Verdict {
+        ruleset,
+        ..Verdict::default()
+    };
+    let Some(scratch) = EXEC_SCRATCH.get_ptr_mut(0) else {
+        return verdict;
+    };
+    // SAFETY: per-CPU scratch, exclusively ours for the duration of this program.
+    let scratch = unsafe { &mut *scratch };
+    scratch.forward.data.ruleset = ruleset;
+    scratch.reverse.data.ruleset = ruleset;
+    // SAFETY: the helper bounds the copy by the slice length and NUL-terminates.
+    let len = match unsafe { bpf_probe_read_kernel_str_bytes(name, &mut scratch.forward.data.path) }
+    {
+        Ok(bytes) => bytes.len(),
+        Err(_) => return verdict,
+    };
+    if len >= EXEC_PATH_LEN {
+        return verdict;
+    }
+    // Exact patterns end with the NUL: match it too.
+    scratch.forward.prefix_len = 32 + 8 * (len as u32 + 1);
+    scratch.reverse.prefix_len = 32 + 8 * len as u32;
+    // reverse[i] = forward[len - 1 - i] for every i, masked into the 256 bytes that follow
+    // forward.path's start (all inside the scratch value): bytes past `len` are garbage that
+    // prefix_len excludes from the match.
+    let forward = scratch.forward.data.path.as_ptr();
+    let reverse = scratch.reverse.data.path.as_mut_ptr();
+    for i in 0..EXEC_PATH_LEN {
+        let j = (len.wrapping_sub(1).wrapping_sub(i)) & 0xff;
+        // SAFETY: j < 256 and forward.path is followed by the reverse key within the same
+        // ExecScratch, so forward + j stays inside the scratch value; i < EXEC_PATH_LEN.
+        unsafe { *reverse.add(i) = *forward.add(j) };
+    }
+    let none = ExecValue::default();
+    let fwd = EXEC_PREFIX.get(&scratch.forward).copied().unwrap_or(none);
+    let rev = EXEC_SUFFIX.get(&scratch.reverse).copied().unwrap_or(none);
+    if fwd.deny_action >= rev.deny_action {
+        verdict.action = fwd.deny_action;
+        verdict.rule = fwd.deny_rule;
+    } else {
+        verdict.action = rev.deny_action;
+        verdict.rule = rev.deny_rule;
+    }
+    // SAFETY: a hash map lookup with a valid key.
+    if let Some(rs) = unsafe { EXEC_RULESETS.get(&ruleset) } {
+        let violated = rs.allow_required & !(fwd.allow_mask | rev.allow_mask);
+        let allow_action = if violated & rs.allow_kill != 0 {
+            ACTION_KILL
+        } else if violated & rs.allow_block != 0 {
+            ACTION_BLOCK
+        } else if violated != 0 {
+            ACTION_AUDIT
+        } else {
+            ACTION_NONE
+        };
+        verdict.allow_violated = violated;
+        if allow_action > verdict.action {
+            verdict.action = allow_action;
+            verdict.rule = RULE_ALLOW_LIST;
+        }
+    }
+    verdict
 }

@@ -6,6 +6,7 @@
 mod cgroup;
 mod exec;
 mod maps;
+mod policy;
 mod probe;
 mod task;
 

@@ -2,9 +2,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{PerCpuArray, RingBuf, ring_buf::RingBufEntry},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf, lpm_trie::Key, ring_buf::RingBufEntry},
 };
-use sensor_common::kind;
+use sensor_common::{
+    kind,
+    policy::{CgroupPolicy, ExecKeyData, ExecRuleset, ExecValue, PolicyConfig},
+};
 
 /// All events, every kind, in order of reservation. Sized by the daemon at load time
 /// (`--ring-buffer-mib`); this default only applies when it does not.
@@ -57,3 +60,38 @@ pub fn submit<T>(entry: RingBufEntry<T>, urgency: Urgency) {
     };
     entry.submit(flags);
 }
+
+/// `POLICY[0]`: active generation, mode, host rulesets (`sensor_common::policy`).
+#[map]
+pub static POLICY: Array<PolicyConfig> = Array::with_max_entries(1, 0);
+
+/// Container cgroup id → its ruleset per generation.
+#[map]
+pub static CGROUP_POLICY: HashMap<u64, CgroupPolicy> =
+    HashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+
+/// Exec patterns matched on the path as executed: exact (NUL-terminated) and prefix patterns.
+#[map]
+pub static EXEC_PREFIX: LpmTrie<ExecKeyData, ExecValue> = LpmTrie::with_max_entries(262_144, 0);
+
+/// Exec patterns matched on the reversed path: suffix patterns (`*/nc`).
+#[map]
+pub static EXEC_SUFFIX: LpmTrie<ExecKeyData, ExecValue> = LpmTrie::with_max_entries(262_144, 0);
+
+/// Ruleset id → its exec allow-lists.
+#[map]
+pub static EXEC_RULESETS: HashMap<u32, ExecRuleset> =
+    HashMap::with_max_entries(16_384, BPF_F_NO_PREALLOC);
+
+/// Hash maps sized for the worst case allocate entries as they are used, not up front.
+const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// The two trie keys of the exec program, too big for its stack.
+#[repr(C)]
+pub struct ExecScratch {
+    pub forward: Key<ExecKeyData>,
+    pub reverse: Key<ExecKeyData>,
+}
+
+#[map]
+pub static EXEC_SCRATCH: PerCpuArray<ExecScratch> = PerCpuArray::with_max_entries(1, 0);

@@ -40,6 +40,11 @@ enum Command {
         #[command(flatten)]
         runtimes: RuntimeArgs,
     },
+    /// Policy files: check, print the default.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Print which program types, hooks and helpers this kernel allows, and the enforcement
     /// that makes possible.
     Probe {
@@ -51,8 +56,32 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate policy files: exit 0 when valid, else every error as FILE:LINE:COL.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the embedded default policy.
+    Default,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Audit,
+    Enforce,
+}
+
 #[derive(clap::Args)]
 struct RunArgs {
+    /// Policy file (YAML). Without it the embedded default policy runs (`sensor policy default`).
+    /// Reloaded on SIGHUP and when the file changes.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Override the policy's mode: audit (report only) or enforce.
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
     /// Kernel BTF to read structure layouts from.
     #[arg(long, default_value = preflight::DEFAULT_BTF)]
     btf: PathBuf,
@@ -136,7 +165,13 @@ pub fn main() -> ExitCode {
             metadata_wait: Duration::from_millis(args.runtimes.metadata_wait_ms),
             containerd_namespaces: args.runtimes.containerd_namespaces,
             api_socket: args.api.api_socket,
+            policy: args.policy,
+            mode: args.mode.map(|m| match m {
+                ModeArg::Audit => crate::policy::Mode::Audit,
+                ModeArg::Enforce => crate::policy::Mode::Enforce,
+            }),
         }),
+        Command::Policy { command } => return policy_command(command),
         Command::Containers {
             json,
             api,
@@ -169,4 +204,50 @@ fn run_probe(json: bool, btf: &std::path::Path) -> anyhow::Result<()> {
         print!("{}", probe::render_text(&report));
     }
     Ok(())
+}
+
+fn policy_command(command: PolicyCommand) -> ExitCode {
+    match command {
+        PolicyCommand::Default => {
+            print!("{}", crate::policy::DEFAULT);
+            ExitCode::SUCCESS
+        }
+        PolicyCommand::Check { files } => {
+            let mut ok = true;
+            for file in files {
+                let source = match crate::policy::Source::read(&file) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("{}: cannot read: {e}", file.display());
+                        ok = false;
+                        continue;
+                    }
+                };
+                match crate::policy::parse_source(&source) {
+                    Ok(parsed) => {
+                        for w in &parsed.warnings {
+                            eprintln!("{}:{w} (warning)", source.origin);
+                        }
+                        println!(
+                            "{}: valid ({} rules, mode {})",
+                            source.origin,
+                            parsed.policy.rules.len(),
+                            parsed.policy.mode.as_str()
+                        );
+                    }
+                    Err(rejected) => {
+                        for line in rejected.lines() {
+                            eprintln!("{line}");
+                        }
+                        ok = false;
+                    }
+                }
+            }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
 }

@@ -28,6 +28,7 @@ use crate::{
     metrics::Metrics,
     output::{JsonLines, Sink as _},
     pipeline::Pipeline,
+    policy::engine::Engine,
 };
 
 pub struct RunOptions {
@@ -46,6 +47,10 @@ pub struct RunOptions {
     pub metadata_wait: Duration,
     /// The daemon's own API (`sensor containers`, `/metrics`).
     pub api_socket: PathBuf,
+    /// Policy file; `None` runs the embedded default policy.
+    pub policy: Option<PathBuf>,
+    /// `--mode`: overrides the policy file's mode.
+    pub mode: Option<crate::policy::Mode>,
 }
 
 /// Body of `"kind": "sensor"` lines.
@@ -78,6 +83,16 @@ fn refresh_lost(map: &PerCpuArray<MapData, u64>, metrics: &Metrics) -> u64 {
 }
 
 pub fn run(opts: RunOptions) -> anyhow::Result<()> {
+    // A policy that does not parse is refused before anything is loaded.
+    let source = match &opts.policy {
+        Some(path) => crate::policy::Source::read(path)
+            .with_context(|| format!("reading --policy {}", path.display()))?,
+        None => crate::policy::Source::default_policy(),
+    };
+    let parsed = crate::policy::parse_source(&source)?;
+    for w in &parsed.warnings {
+        log::warn!("{}:{w}", source.origin);
+    }
     preflight::require_root()?;
     preflight::require_kernel_version()?;
     preflight::require_btf(&opts.btf)?;
@@ -90,10 +105,15 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run_async(opts, cgroup_root))
+    runtime.block_on(run_async(opts, cgroup_root, source, parsed))
 }
 
-async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()> {
+async fn run_async(
+    opts: RunOptions,
+    cgroup_root: PathBuf,
+    source: crate::policy::Source,
+    parsed: crate::policy::Parsed,
+) -> anyhow::Result<()> {
     // Which hooks this kernel allows decides what each rule action can do; say it up front.
     let features = crate::probe::run(&opts.btf);
     for e in &features.enforcement {
@@ -126,6 +146,9 @@ async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()>
     let pin_dir = pin_base.join(std::process::id().to_string());
     loader::remove_pins(&pin_base, None);
     loader::pin_maps(&loaded.ebpf, &pin_dir, &["LOST"])?;
+
+    let installer = crate::policy::install::Installer::from_ebpf(&mut loaded.ebpf)?;
+    let (engine, policy_loaded) = Engine::new(installer, &source, &parsed, opts.mode)?;
 
     let metrics = Arc::new(Metrics::default());
     let enricher = Arc::new(Enricher::new(
@@ -189,6 +212,20 @@ async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()>
         opts.metadata_wait,
     );
     pipeline.update_container_gauge();
+    // Containers found by the walk are containers for the kernel from now on (host rules stop
+    // applying to them); their rules follow with their metadata.
+    pipeline.engine = Some(engine);
+    let found: Vec<u64> = pipeline
+        .registry
+        .containers()
+        .map(|c| c.cgroup_id)
+        .collect();
+    if let Some(engine) = pipeline.engine.as_mut() {
+        for cgroup in found {
+            engine.container_seen(cgroup)?;
+        }
+    }
+    pipeline.policy_loaded(&source, &parsed, &policy_loaded)?;
 
     // Startup scan: containers already running get their metadata (bounded) and a start line
     // before the sensor says it is ready.
@@ -232,6 +269,22 @@ async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()>
 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    // Reload when the policy file changes (and on SIGHUP).
+    let mut watcher = match &opts.policy {
+        Some(path) => match crate::policy::watch::Watcher::new(path) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                log::warn!(
+                    "not watching {} for changes ({e}); reload with SIGHUP",
+                    path.display()
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    let mut last_hash = source.hash();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut batch = tokio::time::interval(opts.batch);
     batch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -258,6 +311,26 @@ async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()>
                     crate::api::Request::Containers(reply) => {
                         let _ = reply.send(pipeline.containers_json().to_string());
                     }
+                }
+                false
+            }
+            _ = sighup.recv() => {
+                reload(&mut pipeline, opts.policy.as_deref(), &mut last_hash, true)?;
+                false
+            }
+            Some(changed) = async {
+                match watcher.as_mut() {
+                    Some(w) => Some(w.changed().await),
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Err(e) = changed {
+                    log::warn!("policy watch failed ({e}); reload with SIGHUP");
+                    watcher = None;
+                } else {
+                    // Let the writer finish (editors write in several steps).
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    reload(&mut pipeline, opts.policy.as_deref(), &mut last_hash, false)?;
                 }
                 false
             }
@@ -311,6 +384,35 @@ async fn run_async(opts: RunOptions, cgroup_root: PathBuf) -> anyhow::Result<()>
         metrics: None,
         lost_events: Some(lost),
     })?;
+    Ok(())
+}
+
+/// Re-reads the policy file and loads it when it changed (`force`: SIGHUP, load anyway).
+fn reload<S: crate::output::Sink>(
+    pipeline: &mut Pipeline<S>,
+    path: Option<&std::path::Path>,
+    last_hash: &mut String,
+    force: bool,
+) -> anyhow::Result<()> {
+    let source = match path {
+        Some(path) => match crate::policy::Source::read(path) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!(
+                    "policy {} unreadable ({e}); the current policy stays",
+                    path.display()
+                );
+                return Ok(());
+            }
+        },
+        None => crate::policy::Source::default_policy(),
+    };
+    if !force && source.hash() == *last_hash {
+        return Ok(());
+    }
+    *last_hash = source.hash();
+    pipeline.reload(&source).context("writing events")?;
+    pipeline.sink.flush().context("writing events")?;
     Ok(())
 }
 

@@ -1,9 +1,10 @@
 //! Counters of the daemon, exported in the Prometheus text format on `--metrics-addr`.
 
 use std::{
+    collections::BTreeMap,
     fmt::Write as _,
     sync::{
-        Arc, OnceLock,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicU64, Ordering::Relaxed},
     },
 };
@@ -33,6 +34,18 @@ pub struct Metrics {
     pub metadata_late: AtomicU64,
     /// Runtime API endpoints, for their health.
     pub runtimes: OnceLock<Vec<Arc<Endpoint>>>,
+    /// Verdicts per policy rule name.
+    pub rules: Mutex<BTreeMap<String, RuleCounters>>,
+}
+
+/// Per-rule counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleCounters {
+    pub violations: u64,
+    /// The kernel blocked or killed.
+    pub enforced: u64,
+    /// Reported only (audit mode, or an `audit` rule).
+    pub audited: u64,
 }
 
 impl Metrics {
@@ -49,6 +62,31 @@ impl Metrics {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Counts one verdict of rule `name`.
+    pub fn count_rule(&self, name: &str, enforced: bool, audited: bool) {
+        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        let c = rules.entry(name.to_owned()).or_default();
+        c.violations += 1;
+        c.enforced += u64::from(enforced);
+        c.audited += u64::from(audited);
+    }
+
+    fn per_rule(&self, value: impl Fn(&RuleCounters) -> u64) -> Vec<(String, u64)> {
+        let rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        rules
+            .iter()
+            .map(|(name, c)| {
+                (
+                    format!(
+                        "{{rule=\"{}\"}}",
+                        name.replace('\\', "\\\\").replace('"', "\\\"")
+                    ),
+                    value(c),
+                )
+            })
+            .collect()
     }
 
     pub fn render(&self) -> String {
@@ -111,6 +149,24 @@ impl Metrics {
                 "counter",
                 "Failed runtime API calls, by runtime.",
                 self.per_runtime(|e| e.errors.load(Relaxed)),
+            ),
+            (
+                "sensor_policy_violations_total",
+                "counter",
+                "Operations that violated a policy rule, by rule.",
+                self.per_rule(|c| c.violations),
+            ),
+            (
+                "sensor_policy_enforced_total",
+                "counter",
+                "Violations the kernel blocked or killed, by rule.",
+                self.per_rule(|c| c.enforced),
+            ),
+            (
+                "sensor_policy_audited_total",
+                "counter",
+                "Violations only reported (audit mode or audit rules), by rule.",
+                self.per_rule(|c| c.audited),
             ),
             (
                 "sensor_enrichment_degraded",

@@ -20,7 +20,8 @@ use crate::{
     containers::{Attribution, Container, Registry, enrich::MetaState},
     events::{Event, exec::Exec},
     metrics::Metrics,
-    output::{ContainerBody, ExecBody, Line, Process, Sink, time::Clock},
+    output::{ContainerBody, ExecBody, Line, PolicyBody, Process, Sink, VerdictView, time::Clock},
+    policy::{self, Action, Mode, compile::Subject, engine::Engine},
 };
 
 /// Events of one container waiting for its metadata.
@@ -37,6 +38,8 @@ pub struct Pipeline<S: Sink> {
     /// Longest a new container's events wait for its metadata.
     pub metadata_wait: Duration,
     held: HashMap<u64, Held>,
+    /// The policy in force; `None` when the kernel's policy maps are not in use.
+    pub engine: Option<Engine>,
 }
 
 impl<S: Sink> Pipeline<S> {
@@ -53,6 +56,7 @@ impl<S: Sink> Pipeline<S> {
             metrics,
             metadata_wait,
             held: HashMap::new(),
+            engine: None,
         }
     }
 
@@ -105,6 +109,9 @@ impl<S: Sink> Pipeline<S> {
             Event::CgroupRmdir(c) => {
                 self.metrics.events[kind::CGROUP_RMDIR as usize].fetch_add(1, Relaxed);
                 self.release(c.id)?;
+                if let Some(engine) = &mut self.engine {
+                    engine.container_gone(c.id);
+                }
                 if let Some(container) = self.registry.cgroup_removed(c.id) {
                     self.announce(&container)?;
                     let time = self.clock.rfc3339(c.header.ktime_ns);
@@ -129,6 +136,7 @@ impl<S: Sink> Pipeline<S> {
             }
         };
         let time = self.clock.rfc3339(exec.header.ktime_ns);
+        let verdict = self.verdict(&exec.header, exec.verdict);
         let body = ExecBody {
             process: Process {
                 pid: exec.header.pid,
@@ -140,9 +148,52 @@ impl<S: Sink> Pipeline<S> {
                 args: &exec.args,
             },
             container: container.as_deref().map(Container::view),
+            verdict,
             truncated: exec.truncated,
         };
         self.write("exec", &time, body)
+    }
+
+    /// A kernel verdict as event fields, counted per rule.
+    fn verdict(
+        &mut self,
+        header: &crate::events::Header,
+        v: sensor_common::policy::Verdict,
+    ) -> Option<VerdictView<'static>> {
+        let action = Action::from_code(v.action)?;
+        let engine = self.engine.as_mut()?;
+        let Some(rule) = engine.rule(&v) else {
+            log::warn!(
+                "verdict for pid {} names unknown rule {} (generation {})",
+                header.pid,
+                v.rule,
+                v.generation
+            );
+            return None;
+        };
+        // Rule names live as long as the engine keeps the generation; the line is written at
+        // once, so a leaked copy is avoided by interning the names.
+        let name = intern(&rule.name);
+        let enforce = v.mode == 1;
+        let enforced = enforce && action != Action::Audit;
+        let view = VerdictView {
+            rule: name,
+            action: if enforce {
+                action.as_str()
+            } else {
+                Action::Audit.as_str()
+            },
+            would: (!enforce && action != Action::Audit).then(|| action.as_str()),
+            mode: if enforce {
+                Mode::Enforce.as_str()
+            } else {
+                Mode::Audit.as_str()
+            },
+            enforced: enforced.then_some(v.enforced == 1),
+            enforced_by: (enforced && v.enforced == 1).then_some("signal"),
+        };
+        self.metrics.count_rule(name, v.enforced == 1, !enforced);
+        Some(view)
     }
 
     /// Writes the held events of a container, in order, after its start line.
@@ -178,17 +229,164 @@ impl<S: Sink> Pipeline<S> {
             .collect();
         for id in late {
             self.metrics.metadata_late.fetch_add(1, Relaxed);
+            if let (Some(engine), Some(c)) = (&mut self.engine, self.registry.container(id)) {
+                // Rules whose selectors need no metadata still apply.
+                if let Err(e) = engine.container_ready(id, &c.subject(None)) {
+                    log::error!("policy for container {}: {e}", c.id);
+                }
+            }
             self.release(id)?;
+        }
+        if let Some(engine) = &mut self.engine {
+            engine.retire(false);
         }
         Ok(())
     }
 
-    /// A metadata fetch finished: announce the container and release its held events.
+    /// A metadata fetch finished: install the container's rules, announce it, release its
+    /// held events.
     pub fn fetched(&mut self, cgroup_id: u64) -> io::Result<()> {
         if let Some(c) = self.registry.container(cgroup_id).cloned() {
+            if let Some(engine) = &mut self.engine {
+                let metadata = c.metadata();
+                if let Err(e) = engine.container_ready(cgroup_id, &c.subject(metadata.as_deref())) {
+                    log::error!("policy for container {}: {e}", c.id);
+                }
+            }
             self.announce(&c)?;
         }
         self.release(cgroup_id)
+    }
+
+    /// The `loaded` line of the policy installed at startup.
+    pub fn policy_loaded(
+        &mut self,
+        source: &policy::Source,
+        parsed: &policy::Parsed,
+        loaded: &policy::engine::Loaded,
+    ) -> io::Result<()> {
+        let time = self.clock.now_rfc3339();
+        let warnings: Vec<String> = parsed
+            .warnings
+            .iter()
+            .map(|w| format!("{}:{w}", source.origin))
+            .collect();
+        log::info!(
+            "policy {} from {}: {} rules, mode {}",
+            loaded.hash,
+            source.origin,
+            loaded.rules,
+            loaded.mode.as_str()
+        );
+        self.write(
+            "policy",
+            &time,
+            PolicyBody {
+                event: "loaded",
+                origin: &source.origin,
+                hash: Some(&loaded.hash),
+                mode: Some(loaded.mode.as_str()),
+                rules: Some(loaded.rules),
+                install_ms: Some(loaded.took.as_secs_f64() * 1e3),
+                warnings: &warnings,
+                errors: &[],
+            },
+        )
+    }
+
+    /// Loads a new policy over every known container, or reports why not; the old policy
+    /// stays in force on any error.
+    pub fn reload(&mut self, source: &policy::Source) -> io::Result<()> {
+        let time = self.clock.now_rfc3339();
+        let parsed = match policy::parse_source(source) {
+            Ok(p) => p,
+            Err(rejected) => {
+                let errors = rejected.lines();
+                for e in &errors {
+                    log::error!("policy rejected: {e}");
+                }
+                return self.write(
+                    "policy",
+                    &time,
+                    PolicyBody {
+                        event: "rejected",
+                        origin: &source.origin,
+                        hash: None,
+                        mode: None,
+                        rules: None,
+                        install_ms: None,
+                        warnings: &[],
+                        errors: &errors,
+                    },
+                );
+            }
+        };
+        let Some(engine) = self.engine.as_mut() else {
+            return Ok(());
+        };
+        let containers: Vec<Arc<Container>> = self
+            .registry
+            .containers()
+            .filter(|c| !c.is_pending())
+            .cloned()
+            .collect();
+        let metadata: Vec<_> = containers.iter().map(|c| c.metadata()).collect();
+        let subjects: Vec<(u64, Subject<'_>)> = containers
+            .iter()
+            .zip(&metadata)
+            .map(|(c, m)| (c.cgroup_id, c.subject(m.as_deref())))
+            .collect();
+        match engine.load(source, &parsed, subjects) {
+            Ok(loaded) => {
+                let warnings: Vec<String> = parsed
+                    .warnings
+                    .iter()
+                    .map(|w| format!("{}:{w}", source.origin))
+                    .collect();
+                log::info!(
+                    "policy {} loaded from {}: {} rules, {} rulesets over {} containers, mode {}, installed in {:.1} ms",
+                    loaded.hash,
+                    source.origin,
+                    loaded.rules,
+                    loaded.rulesets,
+                    loaded.containers,
+                    loaded.mode.as_str(),
+                    loaded.took.as_secs_f64() * 1e3
+                );
+                self.write(
+                    "policy",
+                    &time,
+                    PolicyBody {
+                        event: "loaded",
+                        origin: &source.origin,
+                        hash: Some(&loaded.hash),
+                        mode: Some(loaded.mode.as_str()),
+                        rules: Some(loaded.rules),
+                        install_ms: Some(loaded.took.as_secs_f64() * 1e3),
+                        warnings: &warnings,
+                        errors: &[],
+                    },
+                )
+            }
+            Err(e) => {
+                let errors = vec![format!("{}: {e}", source.origin)];
+                log::error!("policy rejected: {}", errors[0]);
+                self.write(
+                    "policy",
+                    &time,
+                    PolicyBody {
+                        event: "rejected",
+                        origin: &source.origin,
+                        hash: None,
+                        mode: None,
+                        rules: None,
+                        install_ms: None,
+                        warnings: &[],
+                        errors: &errors,
+                    },
+                )
+            }
+        }
     }
 
     /// Writes the container's `start` line once.
@@ -254,4 +452,19 @@ impl<S: Sink> Pipeline<S> {
         self.write("sensor", &time, body)?;
         self.sink.flush()
     }
+}
+
+/// Rule names as `&'static str` for event lines: a policy has few rules and reloads are
+/// rare, so keeping each distinct name once for the life of the process is bounded.
+fn intern(name: &str) -> &'static str {
+    use std::{collections::HashSet, sync::Mutex};
+    static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let set = names.get_or_insert_with(HashSet::new);
+    if let Some(n) = set.get(name) {
+        return n;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    set.insert(leaked);
+    leaked
 }

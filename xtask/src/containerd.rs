@@ -73,7 +73,6 @@ impl TestContainerd {
             );
         }
         fs::create_dir_all(workdir)?;
-        let _ = fs::remove_file(workdir.join("containerd.log"));
         let workdir = workdir
             .canonicalize()
             .with_context(|| format!("resolving {}", workdir.display()))?;
@@ -97,6 +96,7 @@ impl TestContainerd {
                 socket.display()
             );
         }
+        let _ = fs::remove_file(workdir.join("containerd.log"));
         let mut this = Self {
             workdir,
             child: None,
@@ -149,7 +149,7 @@ impl TestContainerd {
             r#"version = 2
 root = {root}
 state = {state}
-# Snapshotters that cannot work here (or at all without their own setup) only add log noise.
+# Plugins that cannot work here without setup of their own only add errors to the log.
 disabled_plugins = [
   "io.containerd.snapshotter.v1.aufs",
   "io.containerd.snapshotter.v1.btrfs",
@@ -414,7 +414,6 @@ disabled_plugins = [
             }
         }
         self.remove_files();
-        // Deepest first, so that parents are empty when their turn comes; busy ones stay.
         // `/kubepods` itself and its QoS levels outlive every pod: when an earlier run died
         // before removing them they are not new now, but still ours unless a kubelet owns them.
         if !kubelet_running() {
@@ -424,6 +423,7 @@ disabled_plugins = [
                     .cloned(),
             );
         }
+        // Deepest first, so that parents are empty when their turn comes; busy ones stay.
         let mut ours: Vec<CgroupDir> = ours.into_iter().collect();
         ours.sort_by_key(|d| std::cmp::Reverse(d.below.components().count()));
         for dir in ours {
@@ -463,8 +463,8 @@ fn mounts_under(dir: &Path) -> Vec<PathBuf> {
         .map(|m| PathBuf::from(unescape_mountinfo(m)))
         .filter(|m| m.starts_with(dir) && m != dir)
         .collect();
+    // Deepest first; a path mounted twice stays twice, one unmount per layer.
     mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    mounts.dedup();
     mounts
 }
 
@@ -499,12 +499,10 @@ fn unmount_under(dir: &Path) {
         // SAFETY: umount2 reads the NUL-terminated path, which outlives the call. MNT_DETACH
         // so that a mount still in use by a dying process does not block the teardown.
         let rc = unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
-        if rc != 0 {
-            eprintln!(
-                "xtask: could not unmount {}: {}",
-                mount.display(),
-                std::io::Error::last_os_error()
-            );
+        let error = std::io::Error::last_os_error();
+        // EINVAL: no longer a mount point (a parent's lazy unmount took it along).
+        if rc != 0 && error.raw_os_error() != Some(libc::EINVAL) {
+            eprintln!("xtask: could not unmount {}: {error}", mount.display());
         }
     }
 }
@@ -715,6 +713,8 @@ mod tests {
             dir("a/b").path(),
             PathBuf::from("/sys/fs/cgroup/unified/a/b")
         );
+        assert_eq!(dir("a/b").parent(), Some(dir("a")));
+        assert_eq!(dir("a").parent(), None);
     }
 
     #[test]

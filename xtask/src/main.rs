@@ -1,6 +1,7 @@
 //! Developer tasks: `cargo xtask setup | build | run | test | bench`.
 
 mod bench;
+mod containerd;
 mod docker;
 mod host;
 mod setup;

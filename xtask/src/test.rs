@@ -1,6 +1,6 @@
 //! `cargo xtask test`: unit tests, then integration tests as root against a real dockerd.
 
-use crate::{docker, host, setup, util};
+use crate::{containerd, docker, host, setup, util};
 
 /// Image every integration test runs its containers from.
 pub const BUSYBOX_IMAGE: &str = "local/busybox:latest";
@@ -26,8 +26,15 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     let sensor = crate::build_sensor(false)?;
     let workdir = util::target_dir().join("xtask");
     let mut dockerd = docker::TestDocker::ensure(&workdir.join("docker"))?;
+    // A real containerd with its CRI plugin, for the Kubernetes-pod tests.
+    let mut cri: Option<containerd::TestContainerd> = None;
     let result = (|| {
         docker::build_busybox_image(BUSYBOX_IMAGE, &[], &workdir)?;
+        let c = cri.insert(containerd::TestContainerd::start(
+            &workdir.join("containerd"),
+            &docker::runc_wrapper_path(&workdir.join("docker")),
+        )?);
+        c.import_from_docker(&[BUSYBOX_IMAGE])?;
         let mut cmd = util::cargo();
         cmd.args([
             "test",
@@ -41,12 +48,15 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
         .env(
             "SENSOR_TEST_RUNC_WRAPPER",
             docker::runc_wrapper_path(&workdir.join("docker")),
-        );
+        )
+        .env("SENSOR_TEST_CONTAINERD_SOCKET", c.socket());
         if let Some(f) = filter {
             cmd.arg(f);
         }
         util::run(&mut cmd)
     })();
+    // containerd first: its pods run through the wrapper dockerd's directory holds.
+    drop(cri);
     dockerd.stop();
     result
 }

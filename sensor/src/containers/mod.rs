@@ -9,6 +9,8 @@ pub mod cgroup_path;
 pub mod cgroupfs;
 pub mod client;
 pub mod cri;
+#[cfg(feature = "cri-admin")]
+pub mod cri_admin;
 pub mod docker;
 pub mod enrich;
 pub mod metadata;
@@ -86,6 +88,27 @@ impl Container {
         ContainerView {
             container: self,
             metadata: self.metadata(),
+        }
+    }
+
+    /// What policy selectors see of this container; `metadata` is `self.metadata()`, held by
+    /// the caller.
+    pub fn subject<'a>(
+        &'a self,
+        metadata: Option<&'a Metadata>,
+    ) -> crate::policy::compile::Subject<'a> {
+        crate::policy::compile::Subject {
+            runtime: Some(self.runtime),
+            name: metadata.and_then(|m| m.name.as_deref()),
+            image: metadata.and_then(|m| m.image.as_deref()),
+            labels: metadata.map(|m| &m.labels),
+            pod_labels: metadata.and_then(|m| m.pod.as_ref()).map(|p| &p.labels),
+            namespace: metadata
+                .and_then(|m| m.pod.as_ref())
+                .map(|p| p.namespace.as_str()),
+            networks: metadata
+                .map(|m| m.networks.iter().map(|n| n.name.as_str()).collect())
+                .unwrap_or_default(),
         }
     }
 

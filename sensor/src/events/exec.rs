@@ -14,6 +14,8 @@ pub struct Exec {
     pub filename: String,
     pub args: Vec<String>,
     pub truncated: bool,
+    /// Exec rules' verdict.
+    pub verdict: sensor_common::policy::Verdict,
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Exec, DecodeError> {
@@ -26,6 +28,7 @@ pub fn decode(bytes: &[u8]) -> Result<Exec, DecodeError> {
         filename: c_string(&raw.filename[..name_len]),
         args,
         truncated: raw.flags & (FLAG_FILENAME_TRUNCATED | FLAG_ARGS_TRUNCATED) != 0,
+        verdict: raw.verdict,
     })
 }
 

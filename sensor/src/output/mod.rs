@@ -33,9 +33,50 @@ pub struct Process<'a> {
 pub struct ExecBody<'a> {
     pub process: Process<'a>,
     pub container: Option<ContainerView<'a>>,
+    /// Present when a rule matched.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<VerdictView<'a>>,
     /// Set when the file name or the arguments were cut to the kernel buffer size.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+}
+
+/// What a rule did: `action` is what happened (`audit` in audit mode), `would` what enforce
+/// mode would have done.
+#[derive(Serialize)]
+pub struct VerdictView<'a> {
+    pub rule: &'a str,
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would: Option<&'static str>,
+    pub mode: &'static str,
+    /// Enforce mode, block or kill: whether the kernel did it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforced: Option<bool>,
+    /// How: `signal` (SIGKILL from the kernel; `block` falls back to it without BPF LSM) or
+    /// `lsm` (the operation was refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforced_by: Option<&'static str>,
+}
+
+/// Body of `"kind": "policy"` lines.
+#[derive(Serialize)]
+pub struct PolicyBody<'a> {
+    /// `loaded` or `rejected`.
+    pub event: &'static str,
+    pub origin: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub install_ms: Option<f64>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub warnings: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub errors: &'a [String],
 }
 
 /// Body of `"kind": "container"` lines.
@@ -106,6 +147,7 @@ mod tests {
                     args: &args,
                 },
                 container: None,
+                verdict: None,
                 truncated: false,
             },
         };

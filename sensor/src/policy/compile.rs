@@ -8,7 +8,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sensor_common::policy::{ACTION_NONE, EXEC_PATH_LEN, ExecKeyData, ExecRuleset, ExecValue, MAX_ALLOW_RULES};
+use sensor_common::policy::{
+    ACTION_BLOCK, ACTION_KILL, ACTION_NONE, EXEC_PATH_LEN, ExecKeyData, ExecRuleset, ExecValue,
+    MAX_ALLOW_RULES, RULE_ALLOW_LIST,
+};
 
 use super::model::{Action, List, Mode, PathPattern, Policy, Rule, Selector};
 use crate::containers::Runtime;
@@ -55,7 +58,9 @@ impl Selector {
             Some(g) if g.0 == "*" => true,
             Some(g) => v.is_some_and(|v| g.matches(v)),
         };
-        self.labels.iter().all(|(k, v)| s.label(k) == Some(v.as_str()))
+        self.labels
+            .iter()
+            .all(|(k, v)| s.label(k) == Some(v.as_str()))
             && glob(&self.image, s.image)
             && glob(&self.name, s.name)
             && glob(&self.namespace, s.namespace)
@@ -64,7 +69,10 @@ impl Selector {
                 Some(Runtime::Cri) => matches!(r, Runtime::Containerd | Runtime::CriO),
                 other => other == Some(r),
             })
-            && self.network.as_ref().is_none_or(|n| s.networks.contains(&n.as_str()))
+            && self
+                .network
+                .as_ref()
+                .is_none_or(|n| s.networks.contains(&n.as_str()))
     }
 }
 
@@ -79,6 +87,8 @@ pub struct RuleInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExecEntries {
     pub header: ExecRuleset,
+    /// The allow-list rule of each bit of `header` (the kernel only knows bits).
+    pub allow_rules: Vec<u32>,
     /// (prefix_len, data, value) for the forward trie.
     pub forward: Vec<(u32, ExecKeyData, ExecValue)>,
     /// … and for the reversed trie.
@@ -158,7 +168,8 @@ impl Compiler {
         let id = self.next_id;
         let exec = self.exec_entries(id, &rules)?;
         self.next_id += 1;
-        self.by_rules.insert(rules.clone(), Ruleset { id, rules, exec });
+        self.by_rules
+            .insert(rules.clone(), Ruleset { id, rules, exec });
         Ok((id, true))
     }
 
@@ -171,7 +182,8 @@ impl Compiler {
     }
 
     fn exec_entries(&self, id: u32, rules: &[usize]) -> Result<ExecEntries, CompileError> {
-        let mut header = ExecRuleset::empty();
+        let mut header = ExecRuleset::default();
+        let mut allow_rules = Vec::new();
         // (bytes, is_reverse) → value contributed by this pattern alone.
         let mut patterns: Vec<(bool, Vec<u8>, ExecValue)> = Vec::new();
         let mut bit = 0usize;
@@ -189,12 +201,19 @@ impl Compiler {
                 ),
                 List::Allow(items) => {
                     if bit >= MAX_ALLOW_RULES {
-                        let names: Vec<&str> = rules.iter().map(|&i| self.policy_rules[i].name.as_str()).collect();
+                        let names: Vec<&str> = rules
+                            .iter()
+                            .map(|&i| self.policy_rules[i].name.as_str())
+                            .collect();
                         return Err(CompileError::TooManyAllowLists(names.join(", ")));
                     }
                     header.allow_required |= 1 << bit;
-                    header.allow_action[bit] = rule.action.code();
-                    header.allow_rule[bit] = ri as u32;
+                    match rule.action.code() {
+                        ACTION_KILL => header.allow_kill |= 1 << bit,
+                        ACTION_BLOCK => header.allow_block |= 1 << bit,
+                        _ => {}
+                    }
+                    allow_rules.push(ri as u32);
                     bit += 1;
                     (
                         ExecValue {
@@ -216,7 +235,8 @@ impl Compiler {
             }
         }
         let fold = |reverse: bool| -> Vec<(u32, ExecKeyData, ExecValue)> {
-            let mine: Vec<&(bool, Vec<u8>, ExecValue)> = patterns.iter().filter(|p| p.0 == reverse).collect();
+            let mine: Vec<&(bool, Vec<u8>, ExecValue)> =
+                patterns.iter().filter(|p| p.0 == reverse).collect();
             let keys: BTreeSet<&Vec<u8>> = mine.iter().map(|p| &p.1).collect();
             keys.into_iter()
                 .map(|key| {
@@ -244,6 +264,7 @@ impl Compiler {
         };
         Ok(ExecEntries {
             header,
+            allow_rules,
             forward: fold(false),
             reverse: fold(true),
         })
@@ -286,7 +307,13 @@ pub fn render(plan: &Plan) -> String {
     let show = |bytes: &[u8]| {
         bytes
             .iter()
-            .map(|&b| if b == 0 { "\\0".to_owned() } else { (b as char).to_string() })
+            .map(|&b| {
+                if b == 0 {
+                    "\\0".to_owned()
+                } else {
+                    (b as char).to_string()
+                }
+            })
             .collect::<String>()
     };
     let mut out = String::new();
@@ -300,15 +327,12 @@ pub fn render(plan: &Plan) -> String {
             "ruleset {} rules {:?} allow_required {:#x}",
             rs.id, rs.rules, rs.exec.header.allow_required
         );
-        for b in 0..MAX_ALLOW_RULES {
-            if rs.exec.header.allow_required & (1 << b) != 0 {
-                let _ = writeln!(
-                    out,
-                    "  allow-list bit {b}: rule {} {}",
-                    rs.exec.header.allow_rule[b],
-                    action(rs.exec.header.allow_action[b])
-                );
-            }
+        for (b, rule) in rs.exec.allow_rules.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  allow-list bit {b}: rule {rule} {}",
+                action(rs.allow_action(b))
+            );
         }
         for (trie, entries) in [("forward", &rs.exec.forward), ("reverse", &rs.exec.reverse)] {
             for (len, data, v) in entries {
@@ -329,6 +353,31 @@ pub fn render(plan: &Plan) -> String {
     }
     let _ = writeln!(out, "host ruleset {}", plan.host_ruleset);
     out
+}
+
+impl Ruleset {
+    /// Action of allow-list bit `b`.
+    pub fn allow_action(&self, b: usize) -> u8 {
+        let h = &self.exec.header;
+        if h.allow_kill & (1 << b) != 0 {
+            ACTION_KILL
+        } else if h.allow_block & (1 << b) != 0 {
+            ACTION_BLOCK
+        } else {
+            sensor_common::policy::ACTION_AUDIT
+        }
+    }
+
+    /// The rule behind a kernel verdict of this ruleset: `rule`, or for `RULE_ALLOW_LIST` the
+    /// first violated allow-list with the verdict's action.
+    pub fn verdict_rule(&self, rule: u32, action: u8, violated: u32) -> Option<u32> {
+        if rule != RULE_ALLOW_LIST {
+            return Some(rule);
+        }
+        (0..self.exec.allow_rules.len())
+            .find(|&b| violated & (1 << b) != 0 && self.allow_action(b) == action)
+            .map(|b| self.exec.allow_rules[b])
+    }
 }
 
 /// What the kernel decides for an exec of `path` under `rs` (the same evaluation as
@@ -354,12 +403,24 @@ pub fn evaluate_exec(rs: &Ruleset, path: &str) -> Option<(u8, u32)> {
     } else {
         (r.deny_action, r.deny_rule)
     };
-    let violated = rs.exec.header.allow_required & !(f.allow_mask | r.allow_mask);
-    for b in 0..MAX_ALLOW_RULES {
-        if violated & (1 << b) != 0 && rs.exec.header.allow_action[b] > action {
-            action = rs.exec.header.allow_action[b];
-            rule = rs.exec.header.allow_rule[b];
-        }
+    let h = &rs.exec.header;
+    let violated = h.allow_required & !(f.allow_mask | r.allow_mask);
+    let allow_action = if violated & h.allow_kill != 0 {
+        ACTION_KILL
+    } else if violated & h.allow_block != 0 {
+        ACTION_BLOCK
+    } else if violated != 0 {
+        sensor_common::policy::ACTION_AUDIT
+    } else {
+        ACTION_NONE
+    };
+    if allow_action > action {
+        action = allow_action;
+        rule = RULE_ALLOW_LIST;
     }
-    (action != ACTION_NONE).then_some((action, rule))
+    if action == ACTION_NONE {
+        return None;
+    }
+    rs.verdict_rule(rule, action, violated)
+        .map(|rule| (action, rule))
 }

@@ -2,10 +2,13 @@
 //! entries by pure code (`compile`), installed into the kernel atomically (`install`).
 
 pub mod compile;
+pub mod engine;
+pub mod install;
 pub mod model;
 pub mod names;
 pub mod parse;
 pub mod syscall_table;
+pub mod watch;
 
 #[cfg(test)]
 mod tests;
@@ -61,7 +64,10 @@ pub struct Rejected {
 
 impl Rejected {
     pub fn lines(&self) -> Vec<String> {
-        self.errors.iter().map(|e| format!("{}:{e}", self.origin)).collect()
+        self.errors
+            .iter()
+            .map(|e| format!("{}:{e}", self.origin))
+            .collect()
     }
 }
 

@@ -53,7 +53,10 @@ pub const CAPABILITIES: &[&str] = &[
 pub fn capability(name: &str) -> Option<u32> {
     let upper = name.trim().to_ascii_uppercase();
     let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
-    CAPABILITIES.iter().position(|c| *c == bare).map(|i| i as u32)
+    CAPABILITIES
+        .iter()
+        .position(|c| *c == bare)
+        .map(|i| i as u32)
 }
 
 /// `CAP_SYS_ADMIN` for 21.
@@ -73,7 +76,11 @@ pub enum Arch {
 impl Arch {
     /// The architecture this binary runs on.
     pub const fn native() -> Self {
-        if cfg!(target_arch = "aarch64") { Self::Aarch64 } else { Self::X86_64 }
+        if cfg!(target_arch = "aarch64") {
+            Self::Aarch64
+        } else {
+            Self::X86_64
+        }
     }
 
     pub fn table(self) -> &'static [(&'static str, u32)] {
@@ -94,18 +101,26 @@ impl Arch {
 /// Syscall number of `name` on `arch`.
 pub fn syscall(arch: Arch, name: &str) -> Option<u32> {
     let name = name.trim().to_ascii_lowercase();
-    arch.table().iter().find(|(n, _)| *n == name).map(|(_, nr)| *nr)
+    arch.table()
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, nr)| *nr)
 }
 
 /// Syscall name of `nr` on `arch`.
 pub fn syscall_name(arch: Arch, nr: u32) -> Option<&'static str> {
-    arch.table().iter().find(|(_, n)| *n == nr).map(|(name, _)| *name)
+    arch.table()
+        .iter()
+        .find(|(_, n)| *n == nr)
+        .map(|(name, _)| *name)
 }
 
 /// Whether `name` is a syscall on any supported architecture (a policy written for x86_64
 /// may name `open`, which aarch64 lacks: that is not a typo).
 pub fn syscall_anywhere(name: &str) -> bool {
-    [Arch::X86_64, Arch::Aarch64].iter().any(|a| syscall(*a, name).is_some())
+    [Arch::X86_64, Arch::Aarch64]
+        .iter()
+        .any(|a| syscall(*a, name).is_some())
 }
 
 /// Optimal string alignment distance: Levenshtein plus adjacent transpositions (`deyn` is
@@ -117,13 +132,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
             }
@@ -133,7 +150,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The candidate closest to `input` when it is close enough to be a typo of it.
-pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let input = input.to_ascii_lowercase();
     let (best, distance) = candidates
         .into_iter()
@@ -175,10 +195,22 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(did_you_mean("SYS_ADMN", CAPABILITIES.iter().copied()), Some("SYS_ADMIN"));
-        assert_eq!(did_you_mean("net_raww", CAPABILITIES.iter().copied()), Some("NET_RAW"));
-        assert_eq!(did_you_mean("mountt", Arch::X86_64.table().iter().map(|(n, _)| *n)), Some("mount"));
-        assert_eq!(did_you_mean("completely_else", CAPABILITIES.iter().copied()), None);
+        assert_eq!(
+            did_you_mean("SYS_ADMN", CAPABILITIES.iter().copied()),
+            Some("SYS_ADMIN")
+        );
+        assert_eq!(
+            did_you_mean("net_raww", CAPABILITIES.iter().copied()),
+            Some("NET_RAW")
+        );
+        assert_eq!(
+            did_you_mean("mountt", Arch::X86_64.table().iter().map(|(n, _)| *n)),
+            Some("mount")
+        );
+        assert_eq!(
+            did_you_mean("completely_else", CAPABILITIES.iter().copied()),
+            None
+        );
         assert_eq!(did_you_mean("deyn", ["deny", "allow"]), Some("deny"));
     }
 }

@@ -10,8 +10,8 @@ use marked_yaml::{
 
 use super::{
     model::{
-        Action, Cidr, Flow, Glob, List, Mode, Network, PathPattern, Policy, Posture, Protocol, Rule, Segment, Selector,
-        Stance,
+        Action, Cidr, Flow, Glob, List, Mode, Network, PathPattern, Policy, Posture, Protocol,
+        Rule, Segment, Selector, Stance,
     },
     names,
 };
@@ -44,7 +44,9 @@ struct Parser {
 }
 
 fn position(span: &Span) -> (usize, usize) {
-    span.start().map(|m| (m.line(), m.column())).unwrap_or((1, 1))
+    span.start()
+        .map(|m| (m.line(), m.column()))
+        .unwrap_or((1, 1))
 }
 
 fn hint(input: &str, candidates: &[&str]) -> String {
@@ -77,7 +79,10 @@ impl Parser {
         match node {
             Node::Mapping(m) => Some(m),
             other => {
-                self.error(other.span(), format!("{what} must be a mapping (`key: value` lines)"));
+                self.error(
+                    other.span(),
+                    format!("{what} must be a mapping (`key: value` lines)"),
+                );
                 None
             }
         }
@@ -89,7 +94,11 @@ impl Parser {
             if !allowed.contains(&key.as_str()) {
                 self.error(
                     key.span(),
-                    format!("unknown field `{}` in {what}{}", key.as_str(), hint(key.as_str(), allowed)),
+                    format!(
+                        "unknown field `{}` in {what}{}",
+                        key.as_str(),
+                        hint(key.as_str(), allowed)
+                    ),
                 );
             }
         }
@@ -116,12 +125,18 @@ impl Parser {
 
     fn keyword<T: Copy>(&mut self, node: &Node, what: &str, options: &[(&str, T)]) -> Option<T> {
         let s = self.scalar(node, what)?;
-        let found = options.iter().find(|(k, _)| k.eq_ignore_ascii_case(s.as_str()));
+        let found = options
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(s.as_str()));
         if found.is_none() {
             let names: Vec<&str> = options.iter().map(|(k, _)| *k).collect();
             self.error(
                 s.span(),
-                format!("{what} `{}` is not valid{}", s.as_str(), hint(s.as_str(), &names)),
+                format!(
+                    "{what} `{}` is not valid{}",
+                    s.as_str(),
+                    hint(s.as_str(), &names)
+                ),
             );
         }
         found.map(|(_, v)| *v)
@@ -131,7 +146,10 @@ impl Parser {
         let s = self.scalar(node, what)?;
         let v = s.as_bool();
         if v.is_none() {
-            self.error(s.span(), format!("{what} must be true or false, not `{}`", s.as_str()));
+            self.error(
+                s.span(),
+                format!("{what} must be true or false, not `{}`", s.as_str()),
+            );
         }
         v
     }
@@ -168,12 +186,18 @@ impl Parser {
             (Some(d), None) => (Stance::Deny, d),
             (None, Some(a)) => (Stance::Allow, a),
             (Some(_), Some(a)) => {
-                self.error(a.span(), format!("{what} takes either `deny` or `allow`, not both"));
+                self.error(
+                    a.span(),
+                    format!("{what} takes either `deny` or `allow`, not both"),
+                );
                 return None;
             }
             (None, None) => {
                 if !misspelt {
-                    self.error(map.span(), format!("{what} needs `deny: [...]` or `allow: [...]`"));
+                    self.error(
+                        map.span(),
+                        format!("{what} needs `deny: [...]` or `allow: [...]`"),
+                    );
                 }
                 return None;
             }
@@ -193,7 +217,15 @@ impl Parser {
         let map = self.mapping(node, what)?;
         self.check_keys(
             map,
-            &["labels", "image", "name", "namespace", "runtime", "network", "host"],
+            &[
+                "labels",
+                "image",
+                "name",
+                "namespace",
+                "runtime",
+                "network",
+                "host",
+            ],
             what,
         );
         let mut sel = Selector::default();
@@ -202,11 +234,13 @@ impl Parser {
         {
             for (k, v) in lm.iter() {
                 if let Some(v) = self.scalar(v, &format!("label `{}`", k.as_str())) {
-                    sel.labels.insert(k.as_str().to_owned(), v.as_str().to_owned());
+                    sel.labels
+                        .insert(k.as_str().to_owned(), v.as_str().to_owned());
                 }
             }
         }
-        let glob = |p: &mut Self, key: &str| map.get_node(key).and_then(|n| p.string(n, key)).map(Glob);
+        let glob =
+            |p: &mut Self, key: &str| map.get_node(key).and_then(|n| p.string(n, key)).map(Glob);
         sel.image = glob(self, "image");
         sel.name = glob(self, "name");
         sel.namespace = glob(self, "namespace");
@@ -222,8 +256,13 @@ impl Parser {
                 ],
             )
         });
-        sel.network = map.get_node("network").and_then(|n| self.string(n, "network"));
-        sel.host = map.get_node("host").and_then(|n| self.bool(n, "host")).unwrap_or(false);
+        sel.network = map
+            .get_node("network")
+            .and_then(|n| self.string(n, "network"));
+        sel.host = map
+            .get_node("host")
+            .and_then(|n| self.bool(n, "host"))
+            .unwrap_or(false);
         Some(sel)
     }
 
@@ -250,16 +289,28 @@ impl Parser {
             if names::syscall(names::Arch::native(), &name).is_none() {
                 self.warn(
                     s.span(),
-                    format!("syscall `{name}` does not exist on {}; it is ignored here", names::Arch::native().as_str()),
+                    format!(
+                        "syscall `{name}` does not exist on {}; it is ignored here",
+                        names::Arch::native().as_str()
+                    ),
                 );
             }
             return Some(name);
         }
-        let all: Vec<&str> = names::Arch::native().table().iter().map(|(n, _)| *n).collect();
+        let all: Vec<&str> = names::Arch::native()
+            .table()
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
         let suggestion = names::did_you_mean(&name, all.iter().copied())
             .map(|s| format!("; did you mean `{s}`?"))
-            .unwrap_or_else(|| "; syscall names are as in `man 2 syscalls` (mount, unshare, setns, ...)".into());
-        self.error(s.span(), format!("unknown syscall `{}`{suggestion}", s.as_str()));
+            .unwrap_or_else(|| {
+                "; syscall names are as in `man 2 syscalls` (mount, unshare, setns, ...)".into()
+            });
+        self.error(
+            s.span(),
+            format!("unknown syscall `{}`{suggestion}", s.as_str()),
+        );
         None
     }
 
@@ -289,7 +340,12 @@ impl Parser {
                 None
             }
             Some(_) if p.len() > max => {
-                self.error(s.span(), format!("exec pattern is longer than {max} bytes, the longest the kernel matches"));
+                self.error(
+                    s.span(),
+                    format!(
+                        "exec pattern is longer than {max} bytes, the longest the kernel matches"
+                    ),
+                );
                 None
             }
             some => some,
@@ -299,7 +355,15 @@ impl Parser {
     fn rule(&mut self, node: &Node, index: usize) -> Option<Rule> {
         let what = format!("rule #{}", index + 1);
         let map = self.mapping(node, &what)?;
-        const KEYS: &[&str] = &["name", "containers", "capabilities", "syscalls", "exec", "posture", "action"];
+        const KEYS: &[&str] = &[
+            "name",
+            "containers",
+            "capabilities",
+            "syscalls",
+            "exec",
+            "posture",
+            "action",
+        ];
         self.check_keys(map, KEYS, &what);
         let (line, _) = position(map.span());
         let name = match map.get_node("name") {
@@ -327,7 +391,11 @@ impl Parser {
             Some(n) => self.keyword(
                 n,
                 "action",
-                &[("audit", Action::Audit), ("block", Action::Block), ("kill", Action::Kill)],
+                &[
+                    ("audit", Action::Audit),
+                    ("block", Action::Block),
+                    ("kill", Action::Kill),
+                ],
             ),
             None => Some(Action::Audit),
         };
@@ -342,7 +410,10 @@ impl Parser {
         }
         for kind in ["capabilities", "syscalls"] {
             if let Some(n) = map.get_node(kind) {
-                self.warn(n.span(), format!("`{kind}` rules are parsed but not enforced by this version yet"));
+                self.warn(
+                    n.span(),
+                    format!("`{kind}` rules are parsed but not enforced by this version yet"),
+                );
             }
         }
         Some(Rule {
@@ -361,8 +432,9 @@ impl Parser {
         let map = self.mapping(node, "posture")?;
         self.check_keys(map, &["privileged", "root_user", "images"], "posture");
         let stance = |p: &mut Self, key: &str| {
-            map.get_node(key)
-                .and_then(|n| p.keyword(n, key, &[("deny", Stance::Deny), ("allow", Stance::Allow)]))
+            map.get_node(key).and_then(|n| {
+                p.keyword(n, key, &[("deny", Stance::Deny), ("allow", Stance::Allow)])
+            })
         };
         let privileged = stance(self, "privileged");
         let root_user = stance(self, "root_user");
@@ -375,7 +447,10 @@ impl Parser {
                 Some(Glob(s.as_str().to_owned()))
             })
         });
-        self.warn(map.span(), "`posture` rules are parsed but not enforced by this version yet");
+        self.warn(
+            map.span(),
+            "`posture` rules are parsed but not enforced by this version yet",
+        );
         Some(Posture {
             privileged,
             root_user,
@@ -391,15 +466,25 @@ impl Parser {
             Some(IpAddr::V4(_)) => 32,
             Some(IpAddr::V6(_)) => 128,
             None => {
-                self.error(s.span(), format!("`{text}` is not an address or CIDR (10.0.0.0/8, fd00::/8)"));
+                self.error(
+                    s.span(),
+                    format!("`{text}` is not an address or CIDR (10.0.0.0/8, fd00::/8)"),
+                );
                 return None;
             }
         };
-        let prefix = if prefix.is_empty() { Some(max) } else { prefix.parse::<u8>().ok().filter(|p| *p <= max) };
+        let prefix = if prefix.is_empty() {
+            Some(max)
+        } else {
+            prefix.parse::<u8>().ok().filter(|p| *p <= max)
+        };
         match (addr, prefix) {
             (Some(addr), Some(prefix)) => Some(Cidr { addr, prefix }),
             _ => {
-                self.error(s.span(), format!("`{text}`: the prefix length must be 0–{max}"));
+                self.error(
+                    s.span(),
+                    format!("`{text}`: the prefix length must be 0–{max}"),
+                );
                 None
             }
         }
@@ -416,13 +501,23 @@ impl Parser {
                 None
             }
         };
-        let selector = map.get_node("containers").and_then(|n| self.selector(n, "containers"));
+        let selector = map
+            .get_node("containers")
+            .and_then(|n| self.selector(n, "containers"));
         let cidrs: Vec<Cidr> = map
             .get_node("cidrs")
-            .map(|n| self.scalars(n, "cidrs").into_iter().filter_map(|s| self.cidr(s)).collect())
+            .map(|n| {
+                self.scalars(n, "cidrs")
+                    .into_iter()
+                    .filter_map(|s| self.cidr(s))
+                    .collect()
+            })
             .unwrap_or_default();
         if map.get_node("containers").is_none() && map.get_node("cidrs").is_none() {
-            self.error(map.span(), format!("{what} needs `containers` or `cidrs` (or both)"));
+            self.error(
+                map.span(),
+                format!("{what} needs `containers` or `cidrs` (or both)"),
+            );
         }
         Some(Segment {
             name: name?,
@@ -433,10 +528,16 @@ impl Parser {
 
     fn network(&mut self, node: &Node, segments: &[Segment]) -> Option<Network> {
         let map = self.mapping(node, "network")?;
-        self.check_keys(map, &["cross_segment", "unknown", "allow", "action"], "network");
+        self.check_keys(
+            map,
+            &["cross_segment", "unknown", "allow", "action"],
+            "network",
+        );
         let stance = |p: &mut Self, key: &str| {
             map.get_node(key)
-                .and_then(|n| p.keyword(n, key, &[("deny", Stance::Deny), ("allow", Stance::Allow)]))
+                .and_then(|n| {
+                    p.keyword(n, key, &[("deny", Stance::Deny), ("allow", Stance::Allow)])
+                })
                 .unwrap_or(Stance::Allow)
         };
         let cross_segment = stance(self, "cross_segment");
@@ -444,7 +545,15 @@ impl Parser {
         let action = map
             .get_node("action")
             .and_then(|n| {
-                self.keyword(n, "action", &[("audit", Action::Audit), ("block", Action::Block), ("kill", Action::Kill)])
+                self.keyword(
+                    n,
+                    "action",
+                    &[
+                        ("audit", Action::Audit),
+                        ("block", Action::Block),
+                        ("kill", Action::Kill),
+                    ],
+                )
             })
             .unwrap_or(Action::Block);
         let names: Vec<&str> = segments.iter().map(|s| s.name.as_str()).collect();
@@ -458,10 +567,16 @@ impl Parser {
                         }
                     }
                 }
-                other => self.error(other.span(), "network.allow must be a list of { from, to, ports, protocol }"),
+                other => self.error(
+                    other.span(),
+                    "network.allow must be a list of { from, to, ports, protocol }",
+                ),
             }
         }
-        self.warn(map.span(), "`network` rules are parsed but not enforced by this version yet");
+        self.warn(
+            map.span(),
+            "`network` rules are parsed but not enforced by this version yet",
+        );
         Some(Network {
             cross_segment,
             unknown,
@@ -472,7 +587,11 @@ impl Parser {
 
     fn flow(&mut self, node: &Node, segments: &[&str]) -> Option<Flow> {
         let map = self.mapping(node, "a network.allow entry")?;
-        self.check_keys(map, &["from", "to", "ports", "protocol"], "a network.allow entry");
+        self.check_keys(
+            map,
+            &["from", "to", "ports", "protocol"],
+            "a network.allow entry",
+        );
         let segment = |p: &mut Self, key: &str| -> Option<String> {
             let Some(n) = map.get_node(key) else {
                 p.error(map.span(), format!("a network.allow entry needs `{key}`"));
@@ -482,11 +601,15 @@ impl Parser {
             if !segments.contains(&s.as_str()) {
                 p.error(
                     s.span(),
-                    format!("`{}` is not a segment{}", s.as_str(), if segments.is_empty() {
-                        "; define it under `segments`".to_owned()
-                    } else {
-                        hint(s.as_str(), segments)
-                    }),
+                    format!(
+                        "`{}` is not a segment{}",
+                        s.as_str(),
+                        if segments.is_empty() {
+                            "; define it under `segments`".to_owned()
+                        } else {
+                            hint(s.as_str(), segments)
+                        }
+                    ),
                 );
                 return None;
             }
@@ -511,7 +634,17 @@ impl Parser {
             .unwrap_or_default();
         let protocol = map
             .get_node("protocol")
-            .and_then(|n| self.keyword(n, "protocol", &[("tcp", Protocol::Tcp), ("udp", Protocol::Udp), ("any", Protocol::Any)]))
+            .and_then(|n| {
+                self.keyword(
+                    n,
+                    "protocol",
+                    &[
+                        ("tcp", Protocol::Tcp),
+                        ("udp", Protocol::Udp),
+                        ("any", Protocol::Any),
+                    ],
+                )
+            })
             .unwrap_or(Protocol::Any);
         Some(Flow {
             from: from?,
@@ -538,13 +671,23 @@ pub fn parse(text: &str) -> Result<Parsed, Vec<PolicyError>> {
     let Some(map) = p.mapping(&root, "the policy") else {
         return Err(p.errors);
     };
-    p.check_keys(map, &["version", "mode", "segments", "rules", "network"], "the policy");
+    p.check_keys(
+        map,
+        &["version", "mode", "segments", "rules", "network"],
+        "the policy",
+    );
     match map.get_node("version") {
         Some(n) => {
             if let Some(s) = p.scalar(n, "version")
                 && s.as_str() != "1"
             {
-                p.error(s.span(), format!("version `{}` is not supported; this sensor reads `version: 1`", s.as_str()));
+                p.error(
+                    s.span(),
+                    format!(
+                        "version `{}` is not supported; this sensor reads `version: 1`",
+                        s.as_str()
+                    ),
+                );
             }
         }
         None => p.errors.push(PolicyError {
@@ -555,7 +698,13 @@ pub fn parse(text: &str) -> Result<Parsed, Vec<PolicyError>> {
     }
     let mode = map
         .get_node("mode")
-        .and_then(|n| p.keyword(n, "mode", &[("audit", Mode::Audit), ("enforce", Mode::Enforce)]))
+        .and_then(|n| {
+            p.keyword(
+                n,
+                "mode",
+                &[("audit", Mode::Audit), ("enforce", Mode::Enforce)],
+            )
+        })
         .unwrap_or(Mode::Audit);
 
     let mut segments = Vec::new();
@@ -565,13 +714,19 @@ pub fn parse(text: &str) -> Result<Parsed, Vec<PolicyError>> {
                 for (i, item) in seq.iter().enumerate() {
                     if let Some(s) = p.segment(item, i) {
                         if segments.iter().any(|x: &Segment| x.name == s.name) {
-                            p.error(item.span(), format!("segment `{}` is defined twice", s.name));
+                            p.error(
+                                item.span(),
+                                format!("segment `{}` is defined twice", s.name),
+                            );
                         }
                         segments.push(s);
                     }
                 }
             }
-            other => p.error(other.span(), "`segments` must be a list (lines starting with `- name: ...`)"),
+            other => p.error(
+                other.span(),
+                "`segments` must be a list (lines starting with `- name: ...`)",
+            ),
         }
     }
     let mut rules: Vec<Rule> = Vec::new();
@@ -581,16 +736,27 @@ pub fn parse(text: &str) -> Result<Parsed, Vec<PolicyError>> {
                 for (i, item) in seq.iter().enumerate() {
                     if let Some(r) = p.rule(item, i) {
                         if rules.iter().any(|x| x.name == r.name) {
-                            p.error(item.span(), format!("rule `{}` is defined twice: rule names must be unique", r.name));
+                            p.error(
+                                item.span(),
+                                format!(
+                                    "rule `{}` is defined twice: rule names must be unique",
+                                    r.name
+                                ),
+                            );
                         }
                         rules.push(r);
                     }
                 }
             }
-            other => p.error(other.span(), "`rules` must be a list (lines starting with `- name: ...`)"),
+            other => p.error(
+                other.span(),
+                "`rules` must be a list (lines starting with `- name: ...`)",
+            ),
         }
     }
-    let network = map.get_node("network").and_then(|n| p.network(n, &segments));
+    let network = map
+        .get_node("network")
+        .and_then(|n| p.network(n, &segments));
     if p.errors.is_empty() {
         Ok(Parsed {
             policy: Policy {
@@ -610,11 +776,20 @@ pub fn parse(text: &str) -> Result<Parsed, Vec<PolicyError>> {
 fn load_error(e: marked_yaml::LoadError) -> PolicyError {
     use marked_yaml::LoadError as E;
     let (marker, message) = match &e {
-        E::TopLevelMustBeMapping(m) => (Some(*m), "the policy must be a mapping (`version: 1`, `rules: ...`)".to_owned()),
+        E::TopLevelMustBeMapping(m) => (
+            Some(*m),
+            "the policy must be a mapping (`version: 1`, `rules: ...`)".to_owned(),
+        ),
         E::TopLevelMustBeSequence(m) => (Some(*m), "unexpected top-level list".to_owned()),
-        E::UnexpectedAnchor(m) => (Some(*m), "YAML anchors and aliases are not supported in policies".to_owned()),
+        E::UnexpectedAnchor(m) => (
+            Some(*m),
+            "YAML anchors and aliases are not supported in policies".to_owned(),
+        ),
         E::MappingKeyMustBeScalar(m) => (Some(*m), "mapping keys must be plain names".to_owned()),
-        E::UnexpectedTag(m) => (Some(*m), "YAML tags (`!!x`) are not supported in policies".to_owned()),
+        E::UnexpectedTag(m) => (
+            Some(*m),
+            "YAML tags (`!!x`) are not supported in policies".to_owned(),
+        ),
         E::ScanError(m, se) => (Some(*m), format!("not valid YAML: {}", se.info())),
         E::DuplicateKey(d) => (
             d.key.span().start().copied(),
@@ -626,5 +801,9 @@ fn load_error(e: marked_yaml::LoadError) -> PolicyError {
         ),
     };
     let (line, column) = marker.map(|m| (m.line(), m.column())).unwrap_or((1, 1));
-    PolicyError { line, column, message }
+    PolicyError {
+        line,
+        column,
+        message,
+    }
 }

@@ -11,7 +11,9 @@ use super::{
 use crate::containers::Runtime;
 
 fn testdata(dir: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/policy/testdata").join(dir)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("src/policy/testdata")
+        .join(dir)
 }
 
 fn update() -> bool {
@@ -24,8 +26,14 @@ fn golden(expected: &PathBuf, actual: &str) {
         fs::write(expected, actual).unwrap();
         return;
     }
-    let want = fs::read_to_string(expected).unwrap_or_else(|_| panic!("missing {}", expected.display()));
-    assert_eq!(actual, want, "{} differs (UPDATE_GOLDEN=1 to rewrite)", expected.display());
+    let want =
+        fs::read_to_string(expected).unwrap_or_else(|_| panic!("missing {}", expected.display()));
+    assert_eq!(
+        actual,
+        want,
+        "{} differs (UPDATE_GOLDEN=1 to rewrite)",
+        expected.display()
+    );
 }
 
 fn yaml_files(dir: &str) -> Vec<PathBuf> {
@@ -42,7 +50,11 @@ fn yaml_files(dir: &str) -> Vec<PathBuf> {
 #[test]
 fn broken_policies_report_every_error_with_its_position() {
     let files = yaml_files("broken");
-    assert!(files.len() >= 30, "the corpus has {} broken policies", files.len());
+    assert!(
+        files.len() >= 30,
+        "the corpus has {} broken policies",
+        files.len()
+    );
     for file in files {
         let text = fs::read_to_string(&file).unwrap();
         let errors = match parse(&text) {
@@ -58,7 +70,11 @@ fn broken_policies_report_every_error_with_its_position() {
 fn default_policy_is_valid() {
     let parsed = parse(super::DEFAULT).expect("the embedded default policy parses");
     assert!(!parsed.policy.rules.is_empty());
-    assert_eq!(parsed.policy.mode, super::Mode::Audit, "the default never interferes");
+    assert_eq!(
+        parsed.policy.mode,
+        super::Mode::Audit,
+        "the default never interferes"
+    );
 }
 
 /// `# container CGROUP key=value ...` lines in a golden policy describe the containers to
@@ -122,7 +138,11 @@ fn golden_policies_compile_to_expected_entries() {
                     labels: Some(&s.labels),
                     pod_labels: (!s.pod_labels.is_empty()).then_some(&s.pod_labels),
                     namespace: s.fields.get("namespace").map(String::as_str),
-                    networks: s.fields.get("network").map(|n| vec![n.as_str()]).unwrap_or_default(),
+                    networks: s
+                        .fields
+                        .get("network")
+                        .map(|n| vec![n.as_str()])
+                        .unwrap_or_default(),
                 },
             )
         });

@@ -1,0 +1,33 @@
+//! Reading the installed policy: which ruleset applies to the current task, and in which mode.
+
+use sensor_common::policy::{MODE_ENFORCE, NO_RULESET};
+
+use crate::maps::{CGROUP_POLICY, POLICY};
+
+/// The active policy for one event.
+pub struct Active {
+    pub ruleset: u32,
+    pub generation: u8,
+    pub enforce: bool,
+}
+
+/// The ruleset of cgroup `cgroup_id` under the active generation. Container cgroups have an
+/// entry (possibly NO_RULESET); any other cgroup is the host's. `None` when nothing applies.
+#[inline(always)]
+pub fn active(cgroup_id: u64) -> Option<Active> {
+    let config = POLICY.get(0)?;
+    let generation = (config.generation & 1) as usize;
+    // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
+    let ruleset = match unsafe { CGROUP_POLICY.get(&cgroup_id) } {
+        Some(p) => p.ruleset[generation],
+        None => config.host_ruleset[generation],
+    };
+    if ruleset == NO_RULESET {
+        return None;
+    }
+    Some(Active {
+        ruleset,
+        generation: generation as u8,
+        enforce: config.mode == MODE_ENFORCE,
+    })
+}

@@ -1,0 +1,235 @@
+//! The policy in force: which generation is active, which ruleset each container has, rule
+//! names for the kernel's verdicts, and per-rule counters.
+//!
+//! A reload compiles the new policy for every known container into fresh rulesets, writes them
+//! into the inactive generation slot, flips the generation with one map write, and removes the
+//! old generation's entries after a grace period (a program that read the old generation just
+//! before the flip still finds them).
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use sensor_common::policy::{MODE_AUDIT, MODE_ENFORCE, NO_RULESET, PolicyConfig};
+
+use super::{
+    Mode, Parsed, Source,
+    compile::{CompileError, Compiler, RuleInfo, Subject},
+    install::{InstallError, Installer},
+};
+
+/// How long old entries stay after a flip.
+const GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    #[error(transparent)]
+    Install(#[from] InstallError),
+}
+
+struct Generation {
+    compiler: Compiler,
+    mode: Mode,
+    hash: String,
+}
+
+pub struct Engine {
+    installer: Installer,
+    mode_override: Option<Mode>,
+    slot: usize,
+    current: Generation,
+    /// The generation before the last flip, until its grace period ends.
+    previous: Option<(Generation, usize, Instant)>,
+    /// Ruleset of each known container cgroup under the current generation.
+    cgroups: HashMap<u64, u32>,
+}
+
+/// What a load did, for the `{"kind":"policy","event":"loaded"}` line.
+pub struct Loaded {
+    pub hash: String,
+    pub mode: Mode,
+    pub rules: usize,
+    pub rulesets: usize,
+    pub containers: usize,
+    pub took: Duration,
+}
+
+impl Engine {
+    /// Installs `parsed` with no container known yet (the host ruleset only).
+    pub fn new(
+        installer: Installer,
+        source: &Source,
+        parsed: &Parsed,
+        mode_override: Option<Mode>,
+    ) -> Result<(Self, Loaded), EngineError> {
+        let placeholder = Generation {
+            compiler: Compiler::new(&parsed.policy, 1),
+            mode: Mode::Audit,
+            hash: String::new(),
+        };
+        let mut engine = Self {
+            installer,
+            mode_override,
+            // Start so that the first load goes to slot 0.
+            slot: 1,
+            current: placeholder,
+            previous: None,
+            cgroups: HashMap::new(),
+        };
+        let loaded = engine.load(source, parsed, Vec::new())?;
+        Ok((engine, loaded))
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.current.mode
+    }
+
+    pub fn hash(&self) -> &str {
+        &self.current.hash
+    }
+
+    /// The rule behind a kernel verdict.
+    pub fn rule(&self, v: &sensor_common::policy::Verdict) -> Option<&RuleInfo> {
+        let generation = if usize::from(v.generation) == self.slot {
+            Some(&self.current)
+        } else {
+            self.previous.as_ref().map(|(g, _, _)| g)
+        }?;
+        let rule = generation.compiler.ruleset(v.ruleset)?.verdict_rule(
+            v.rule,
+            v.action,
+            v.allow_violated,
+        )?;
+        generation.compiler.rules.get(rule as usize)
+    }
+
+    /// A container cgroup appeared: it is a container (so host rules do not apply) with no
+    /// rules until its metadata says which.
+    pub fn container_seen(&mut self, cgroup: u64) -> Result<(), EngineError> {
+        if !self.cgroups.contains_key(&cgroup) {
+            self.installer.set_cgroup(cgroup, self.slot, NO_RULESET)?;
+            self.cgroups.insert(cgroup, NO_RULESET);
+        }
+        Ok(())
+    }
+
+    /// A container's metadata is known (or known to be unavailable): install its rules.
+    pub fn container_ready(
+        &mut self,
+        cgroup: u64,
+        subject: &Subject<'_>,
+    ) -> Result<(), EngineError> {
+        let (id, created) = self.current.compiler.ruleset_for(subject)?;
+        if created && let Some(rs) = self.current.compiler.ruleset(id) {
+            self.installer.install_ruleset(rs)?;
+        }
+        self.installer.set_cgroup(cgroup, self.slot, id)?;
+        self.cgroups.insert(cgroup, id);
+        Ok(())
+    }
+
+    pub fn container_gone(&mut self, cgroup: u64) {
+        if self.cgroups.remove(&cgroup).is_some() {
+            self.installer.remove_cgroup(cgroup);
+        }
+    }
+
+    /// Replaces the policy: compiles it for every container in `subjects`, installs it in the
+    /// inactive slot and flips to it. On error nothing changes.
+    pub fn load(
+        &mut self,
+        source: &Source,
+        parsed: &Parsed,
+        subjects: Vec<(u64, Subject<'_>)>,
+    ) -> Result<Loaded, EngineError> {
+        let started = Instant::now();
+        // A reload right after another: the grace period of the one before ends now.
+        self.retire(true);
+        let first_id = self.current.compiler.next_id();
+        let mut compiler = Compiler::new(&parsed.policy, first_id);
+        let mut assignments = Vec::with_capacity(subjects.len());
+        for (cgroup, subject) in &subjects {
+            assignments.push((*cgroup, compiler.ruleset_for(subject)?.0));
+        }
+        let (host, _) = compiler.ruleset_for(&Subject::host())?;
+
+        let next = 1 - self.slot;
+        let installed: Vec<_> = compiler.rulesets().collect();
+        for rs in &installed {
+            if let Err(e) = self.installer.install_ruleset(rs) {
+                for rs in &installed {
+                    self.installer.remove_ruleset(rs);
+                }
+                return Err(e.into());
+            }
+        }
+        // Containers not in `subjects` (metadata pending) stay rule-less in the new slot.
+        for (cgroup, _) in self.cgroups.iter_mut() {
+            self.installer.set_cgroup(*cgroup, next, NO_RULESET)?;
+        }
+        let mut cgroups = HashMap::new();
+        for (cgroup, id) in assignments {
+            self.installer.set_cgroup(cgroup, next, id)?;
+            cgroups.insert(cgroup, id);
+        }
+        for cgroup in self.cgroups.keys() {
+            cgroups.entry(*cgroup).or_insert(NO_RULESET);
+        }
+        let mode = self.mode_override.unwrap_or(parsed.policy.mode);
+        let mut config = self.installer.config();
+        config.host_ruleset[next] = host;
+        config.generation = next as u32;
+        config.mode = match mode {
+            Mode::Audit => MODE_AUDIT,
+            Mode::Enforce => MODE_ENFORCE,
+        };
+        // The flip: from here on every program sees the new generation.
+        self.installer.set_config(PolicyConfig { ..config })?;
+
+        let old = std::mem::replace(
+            &mut self.current,
+            Generation {
+                compiler,
+                mode,
+                hash: source.hash(),
+            },
+        );
+        self.previous = Some((old, self.slot, Instant::now() + GRACE));
+        self.slot = next;
+        self.cgroups = cgroups;
+        Ok(Loaded {
+            hash: self.current.hash.clone(),
+            mode,
+            rules: parsed.policy.rules.len(),
+            rulesets: self.current.compiler.rulesets().count(),
+            containers: subjects.len(),
+            took: started.elapsed(),
+        })
+    }
+
+    /// Removes the previous generation's entries once its grace period is over (or now).
+    pub fn retire(&mut self, now: bool) {
+        let due = self
+            .previous
+            .as_ref()
+            .is_some_and(|(_, _, at)| now || Instant::now() >= *at);
+        if !due {
+            return;
+        }
+        let Some((old, slot, _)) = self.previous.take() else {
+            return;
+        };
+        for rs in old.compiler.rulesets() {
+            self.installer.remove_ruleset(rs);
+        }
+        for cgroup in self.cgroups.keys().copied().collect::<Vec<_>>() {
+            let _ = self.installer.set_cgroup(cgroup, slot, NO_RULESET);
+        }
+        let mut config = self.installer.config();
+        config.host_ruleset[slot] = NO_RULESET;
+        let _ = self.installer.set_config(config);
+    }
+}

@@ -1,0 +1,108 @@
+//! Compiled policy → the kernel's maps (`sensor-ebpf/src/maps.rs`: `POLICY`,
+//! `CGROUP_POLICY`, `EXEC_PREFIX`, `EXEC_SUFFIX`, `EXEC_RULESETS`).
+
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap, LpmTrie, MapData, MapError, lpm_trie::Key},
+};
+use sensor_common::policy::{CgroupPolicy, ExecKeyData, ExecRuleset, ExecValue, PolicyConfig};
+
+use super::compile::Ruleset;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("policy map {0} is missing from the kernel object")]
+    MissingMap(&'static str),
+    #[error("writing policy map {map}: {source}")]
+    Map { map: &'static str, source: MapError },
+}
+
+fn map_err(map: &'static str) -> impl FnOnce(MapError) -> InstallError {
+    move |source| InstallError::Map { map, source }
+}
+
+pub struct Installer {
+    config: Array<MapData, PolicyConfig>,
+    cgroups: HashMap<MapData, u64, CgroupPolicy>,
+    prefix: LpmTrie<MapData, ExecKeyData, ExecValue>,
+    suffix: LpmTrie<MapData, ExecKeyData, ExecValue>,
+    rulesets: HashMap<MapData, u32, ExecRuleset>,
+}
+
+fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<T, InstallError> {
+    let map = ebpf.take_map(name).ok_or(InstallError::MissingMap(name))?;
+    T::try_from(map).map_err(map_err(name))
+}
+
+impl Installer {
+    /// Takes the policy maps out of the loaded object.
+    pub fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self, InstallError> {
+        Ok(Self {
+            config: take(ebpf, "POLICY")?,
+            cgroups: take(ebpf, "CGROUP_POLICY")?,
+            prefix: take(ebpf, "EXEC_PREFIX")?,
+            suffix: take(ebpf, "EXEC_SUFFIX")?,
+            rulesets: take(ebpf, "EXEC_RULESETS")?,
+        })
+    }
+
+    pub fn config(&self) -> PolicyConfig {
+        self.config.get(&0, 0).unwrap_or_default()
+    }
+
+    /// One 16-byte write: the switch between generations.
+    pub fn set_config(&mut self, config: PolicyConfig) -> Result<(), InstallError> {
+        self.config.set(0, config, 0).map_err(map_err("POLICY"))
+    }
+
+    pub fn install_ruleset(&mut self, rs: &Ruleset) -> Result<(), InstallError> {
+        for (len, data, value) in &rs.exec.forward {
+            self.prefix
+                .insert(&Key::new(*len, *data), value, 0)
+                .map_err(map_err("EXEC_PREFIX"))?;
+        }
+        for (len, data, value) in &rs.exec.reverse {
+            self.suffix
+                .insert(&Key::new(*len, *data), value, 0)
+                .map_err(map_err("EXEC_SUFFIX"))?;
+        }
+        if rs.exec.header.allow_required != 0 {
+            self.rulesets
+                .insert(rs.id, rs.exec.header, 0)
+                .map_err(map_err("EXEC_RULESETS"))?;
+        }
+        Ok(())
+    }
+
+    /// Removes a ruleset's entries; entries already gone are fine.
+    pub fn remove_ruleset(&mut self, rs: &Ruleset) {
+        for (len, data, _) in &rs.exec.forward {
+            let _ = self.prefix.remove(&Key::new(*len, *data));
+        }
+        for (len, data, _) in &rs.exec.reverse {
+            let _ = self.suffix.remove(&Key::new(*len, *data));
+        }
+        let _ = self.rulesets.remove(&rs.id);
+    }
+
+    /// Sets the ruleset of `cgroup` in generation `slot`, keeping the other slot.
+    pub fn set_cgroup(
+        &mut self,
+        cgroup: u64,
+        slot: usize,
+        ruleset: u32,
+    ) -> Result<(), InstallError> {
+        let mut entry = self.cgroups.get(&cgroup, 0).unwrap_or_default();
+        entry.ruleset[slot & 1] = ruleset;
+        self.cgroups
+            .insert(cgroup, entry, 0)
+            .map_err(map_err("CGROUP_POLICY"))
+    }
+
+    pub fn remove_cgroup(&mut self, cgroup: u64) {
+        let _ = self.cgroups.remove(&cgroup);
+    }
+}
