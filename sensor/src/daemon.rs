@@ -114,6 +114,12 @@ async fn run_async(
     source: crate::policy::Source,
     parsed: crate::policy::Parsed,
 ) -> anyhow::Result<()> {
+    // Signal handlers first: SIGHUP's and SIGTERM's default actions would end the process
+    // without detaching anything, and a signal may come right after the ready line.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+
     // Which hooks this kernel allows decides what each rule action can do; say it up front.
     let features = crate::probe::run(&opts.btf);
     for e in &features.enforcement {
@@ -267,9 +273,6 @@ async fn run_async(
         lost_events: None,
     })?;
 
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sighup = signal(SignalKind::hangup())?;
     // Reload when the policy file changes (and on SIGHUP).
     let mut watcher = match &opts.policy {
         Some(path) => match crate::policy::watch::Watcher::new(path) {
@@ -285,6 +288,7 @@ async fn run_async(
         None => None,
     };
     let mut last_hash = source.hash();
+    let mut reload_at: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut batch = tokio::time::interval(opts.batch);
     batch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -328,10 +332,20 @@ async fn run_async(
                     log::warn!("policy watch failed ({e}); reload with SIGHUP");
                     watcher = None;
                 } else {
-                    // Let the writer finish (editors write in several steps).
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    reload(&mut pipeline, opts.policy.as_deref(), &mut last_hash, false)?;
+                    // Let the writer finish (editors write in several steps): reload once
+                    // things are quiet, without blocking event handling meanwhile.
+                    reload_at = Some(tokio::time::Instant::now() + Duration::from_millis(100));
                 }
+                false
+            }
+            _ = async {
+                match reload_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                reload_at = None;
+                reload(&mut pipeline, opts.policy.as_deref(), &mut last_hash, false)?;
                 false
             }
             _ = sigterm.recv() => break "SIGTERM",

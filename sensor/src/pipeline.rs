@@ -249,8 +249,18 @@ impl<S: Sink> Pipeline<S> {
         if let Some(c) = self.registry.container(cgroup_id).cloned() {
             if let Some(engine) = &mut self.engine {
                 let metadata = c.metadata();
-                if let Err(e) = engine.container_ready(cgroup_id, &c.subject(metadata.as_deref())) {
-                    log::error!("policy for container {}: {e}", c.id);
+                match engine.container_ready(cgroup_id, &c.subject(metadata.as_deref())) {
+                    Ok(ruleset) => log::debug!(
+                        "container {}: ruleset {ruleset} installed {:.2} ms after its cgroup appeared",
+                        c.id,
+                        c.created_ns
+                            .map(
+                                |t| crate::output::time::boottime_ns().saturating_sub(t) as f64
+                                    / 1e6
+                            )
+                            .unwrap_or(0.0)
+                    ),
+                    Err(e) => log::error!("policy for container {}: {e}", c.id),
                 }
             }
             self.announce(&c)?;

@@ -23,7 +23,8 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
         "sensor-ebpf",
     ]))?;
 
-    let sensor = crate::build_sensor(false)?;
+    // The release build: what users run, and what the guests run.
+    let sensor = crate::build_sensor(true)?;
     let workdir = util::target_dir().join("xtask");
     let mut dockerd = docker::TestDocker::ensure(&workdir.join("docker"))?;
     // A real containerd with its CRI plugin, for the Kubernetes-pod tests.

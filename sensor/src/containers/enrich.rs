@@ -204,6 +204,27 @@ impl Enricher {
     ) {
         let candidates = self.candidates(&target);
         let deadline = self.deadline;
+        // The fast path answers synchronously, inside the handling of the cgroup's creation:
+        // the container's rules can then be installed before the runtime starts its first
+        // process. The API answer completes the metadata later.
+        let fast = candidates
+            .iter()
+            .filter(|e| e.client.learned())
+            .find_map(|e| e.client.metadata_fast(&target.id));
+        if let Some(metadata) = fast {
+            state.send_replace(MetaState::Ready {
+                metadata: Arc::new(metadata),
+                ready_boot_ns: crate::output::time::boottime_ns(),
+            });
+            let _ = done.send(token);
+            tokio::spawn(async move {
+                if let full @ MetaState::Ready { .. } = fetch(&target, &candidates, deadline).await
+                {
+                    state.send_replace(full);
+                }
+            });
+            return;
+        }
         tokio::spawn(async move {
             // One-time discovery that failed at startup (runtime down or busy) is retried here.
             for e in &candidates {
@@ -211,17 +232,10 @@ impl Enricher {
                     let _ = e.client.learn().await;
                 }
             }
-            // The fast path answers at once for the first events; the API then completes it.
-            let fast = candidates
+            if let Some(metadata) = candidates
                 .iter()
-                .find_map(|e| e.client.metadata_fast(&target.id));
-            log::debug!(
-                "metadata of {} {}: fast path {}",
-                target.runtime.as_str(),
-                target.id,
-                if fast.is_some() { "hit" } else { "miss" }
-            );
-            if let Some(metadata) = fast {
+                .find_map(|e| e.client.metadata_fast(&target.id))
+            {
                 state.send_replace(MetaState::Ready {
                     metadata: Arc::new(metadata),
                     ready_boot_ns: crate::output::time::boottime_ns(),

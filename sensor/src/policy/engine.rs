@@ -121,14 +121,14 @@ impl Engine {
         &mut self,
         cgroup: u64,
         subject: &Subject<'_>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<u32, EngineError> {
         let (id, created) = self.current.compiler.ruleset_for(subject)?;
         if created && let Some(rs) = self.current.compiler.ruleset(id) {
             self.installer.install_ruleset(rs)?;
         }
         self.installer.set_cgroup(cgroup, self.slot, id)?;
         self.cgroups.insert(cgroup, id);
-        Ok(())
+        Ok(id)
     }
 
     pub fn container_gone(&mut self, cgroup: u64) {
