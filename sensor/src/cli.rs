@@ -65,6 +65,16 @@ enum PolicyCommand {
     },
     /// Print the embedded default policy.
     Default,
+    /// Time compiling and installing a synthetic policy into the kernel maps (root; nothing
+    /// is attached or enforced).
+    Bench {
+        #[arg(long, default_value_t = 5000)]
+        rules: usize,
+        #[arg(long, default_value_t = 200)]
+        containers: usize,
+        #[arg(long, default_value = preflight::DEFAULT_BTF)]
+        btf: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -116,16 +126,16 @@ struct ApiArgs {
 struct RuntimeArgs {
     /// Docker Engine API socket.
     #[arg(long, default_value = "/var/run/docker.sock")]
-    docker_socket: PathBuf,
+    docker_socket: String,
     /// Podman's Docker-compatible API socket.
     #[arg(long, default_value = "/run/podman/podman.sock")]
-    podman_socket: PathBuf,
+    podman_socket: String,
     /// containerd's CRI socket (Kubernetes pods: name, namespace, labels).
     #[arg(long, default_value = "/run/containerd/containerd.sock")]
-    containerd_socket: PathBuf,
+    containerd_socket: String,
     /// CRI-O's CRI socket.
     #[arg(long, default_value = "/var/run/crio/crio.sock")]
-    crio_socket: PathBuf,
+    crio_socket: String,
     /// Bound on each runtime API call, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     runtime_timeout_ms: u64,
@@ -141,10 +151,10 @@ struct RuntimeArgs {
 impl RuntimeArgs {
     fn sockets(&self) -> Sockets {
         Sockets {
-            docker: self.docker_socket.clone(),
-            podman: self.podman_socket.clone(),
-            containerd: self.containerd_socket.clone(),
-            crio: self.crio_socket.clone(),
+            docker: PathBuf::from(&self.docker_socket),
+            podman: PathBuf::from(&self.podman_socket),
+            containerd: PathBuf::from(&self.containerd_socket),
+            crio: PathBuf::from(&self.crio_socket),
         }
     }
 }
@@ -208,6 +218,23 @@ fn run_probe(json: bool, btf: &std::path::Path) -> anyhow::Result<()> {
 
 fn policy_command(command: PolicyCommand) -> ExitCode {
     match command {
+        PolicyCommand::Bench {
+            rules,
+            containers,
+            btf,
+        } => match crate::policy::bench::run(&btf, rules, containers) {
+            Ok(r) => {
+                println!(
+                    "{{\"rules\":{},\"containers\":{},\"rulesets\":{},\"parse_ms\":{:.1},\"compile_and_install_ms\":{:.1}}}",
+                    r.rules, r.containers, r.rulesets, r.parse_ms, r.compile_and_install_ms
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sensor: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         PolicyCommand::Default => {
             print!("{}", crate::policy::DEFAULT);
             ExitCode::SUCCESS

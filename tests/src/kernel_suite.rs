@@ -31,6 +31,10 @@ pub const TESTS: &[(&str, KernelTest)] = &[
         exec_attribution_by_cgroup_layout,
     ),
     ("programs_unloaded_on_sigterm", programs_unloaded_on_sigterm),
+    (
+        "exec_kill_before_the_image_runs",
+        exec_kill_before_the_image_runs,
+    ),
 ];
 
 /// Marker lines around the probe JSON on a guest console, for the host to collect.
@@ -140,6 +144,23 @@ impl TestCgroup {
 
     pub fn path(&self) -> PathBuf {
         cgroup_v2_root().join(self.rel.trim_start_matches('/'))
+    }
+
+    /// Runs `PROGRAM ARGS...` (exec'd) as a process that first moves itself into this cgroup;
+    /// returns its exit status and stdout.
+    pub fn exec(&self, program: &str, args: &str) -> (std::process::ExitStatus, String) {
+        let procs = self.path().join("cgroup.procs");
+        let out = Command::new("/bin/sh")
+            .args([
+                "-c",
+                &format!("echo $$ > {} && exec {program} {args}", procs.display()),
+            ])
+            .output()
+            .expect("sh");
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     }
 
     /// Runs `/bin/echo ARGS...` as a process that first moves itself into this cgroup.
@@ -310,5 +331,42 @@ pub fn detaches_on(signal: i32) {
 /// SIGTERM (what Kubernetes and Docker send) detaches and unloads everything.
 pub fn programs_unloaded_on_sigterm() -> Outcome {
     detaches_on(libc::SIGTERM);
+    Outcome::Pass
+}
+
+/// An exec rule with `action: kill` in enforce mode kills the process at exec, before the new
+/// image runs any of its code; the host, not selected, is untouched.
+pub fn exec_kill_before_the_image_runs() -> Outcome {
+    use std::os::unix::process::ExitStatusExt;
+    let policy = std::env::temp_dir().join(format!("{}.yaml", unique("kill-policy")));
+    fs::write(
+        &policy,
+        "version: 1\nmode: enforce\nrules:\n  - name: no-echo\n    exec: { deny: [\"/bin/echo\"] }\n    action: kill\n",
+    )
+    .unwrap();
+    // No runtime to ask here: the rule's selector needs no metadata.
+    let mut sensor = Sensor::start(&["--policy", policy.to_str().unwrap(), "--docker-socket", ""]);
+    let tag = unique("kill");
+    let id = hex64(&tag);
+    let cg = TestCgroup::create(&format!("/docker/{id}"));
+    sensor.wait_for(Duration::from_secs(30), "the container's start line", |v| {
+        v["kind"] == "container" && v["container"]["id"] == id.as_str()
+    });
+    let (status, stdout) = cg.exec("/bin/echo", &tag);
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "killed by SIGKILL: {status:?}"
+    );
+    assert!(stdout.is_empty(), "echo never ran its code: {stdout:?}");
+    let line = exec_line(&mut sensor, &tag);
+    assert_eq!(line["rule"], "no-echo", "{line}");
+    assert_eq!(line["action"], "kill", "{line}");
+    assert_eq!(line["enforced"], true, "{line}");
+    assert_eq!(line["enforced_by"], "signal", "{line}");
+    // The host is outside every container selector.
+    let out = Command::new("/bin/echo").arg(&tag).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&tag));
+    let _ = fs::remove_file(&policy);
     Outcome::Pass
 }

@@ -29,5 +29,6 @@ macro_rules! kernel_tests {
 kernel_tests!(
     probe_matches_kernel,
     exec_attribution_by_cgroup_layout,
-    programs_unloaded_on_sigterm
+    programs_unloaded_on_sigterm,
+    exec_kill_before_the_image_runs,
 );

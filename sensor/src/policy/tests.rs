@@ -169,3 +169,156 @@ fn golden_policies_compile_to_expected_entries() {
         golden(&file.with_extension("compiled"), &out);
     }
 }
+
+/// xorshift64*: a deterministic stream for the mutation test.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Fragments a mutation splices in: the policy's own vocabulary and YAML syntax.
+const FRAGMENTS: &[&str] = &[
+    "version: 1",
+    "mode: enforce",
+    "rules:",
+    "- name: x",
+    "exec:",
+    "{ deny: [\"/bin/sh\"] }",
+    "allow:",
+    "capabilities:",
+    "syscalls:",
+    "[SYS_ADMIN]",
+    "[mount]",
+    "action: kill",
+    "containers:",
+    "labels:",
+    "{ tier: db }",
+    "host: true",
+    "segments:",
+    "cidrs: [10.0.0.0/8]",
+    "network:",
+    "cross_segment: deny",
+    "- { from: a, to: b, ports: [1] }",
+    "posture:",
+    "privileged: deny",
+    "images:",
+    "*",
+    "\"*/nc\"",
+    ":",
+    "-",
+    "[",
+    "]",
+    "{",
+    "}",
+    "\n",
+    "  ",
+    "\t",
+    "&a",
+    "*a",
+    "!!str",
+    "'",
+    "\"",
+    "#",
+    "|",
+    ">",
+    "~",
+    "null",
+    "0x1",
+    "\u{feff}",
+    "é",
+    "\0",
+];
+
+fn mutate(rng: &mut Rng, text: &str) -> String {
+    let mut s: Vec<char> = text.chars().collect();
+    for _ in 0..1 + rng.below(4) {
+        let at = rng.below(s.len() + 1);
+        match rng.below(5) {
+            0 if !s.is_empty() => {
+                let end = (at + 1 + rng.below(20)).min(s.len());
+                s.drain(at.min(s.len())..end);
+            }
+            1 => {
+                let frag = FRAGMENTS[rng.below(FRAGMENTS.len())];
+                s.splice(at..at, frag.chars());
+            }
+            2 if !s.is_empty() => {
+                let i = rng.below(s.len());
+                s[i] = char::from_u32(rng.below(0x80) as u32).unwrap_or(' ');
+            }
+            3 => {
+                // Duplicate a line elsewhere.
+                let lines: Vec<&str> = text.lines().collect();
+                let line = lines[rng.below(lines.len())];
+                s.splice(at..at, format!("\n{line}\n").chars());
+            }
+            _ => {
+                let frag = FRAGMENTS[rng.below(FRAGMENTS.len())];
+                s.splice(at..at, format!("\n  {frag}").chars());
+            }
+        }
+    }
+    s.into_iter().collect()
+}
+
+/// Mutated policies never panic or hang the parser and the compiler. `SENSOR_FUZZ_SECONDS`
+/// runs it longer than the default 20,000 cases.
+#[test]
+fn parser_and_compiler_survive_mutated_policies() {
+    let mut seeds: Vec<String> = vec![super::DEFAULT.to_owned()];
+    for dir in ["golden", "broken"] {
+        for f in yaml_files(dir) {
+            seeds.push(fs::read_to_string(f).unwrap());
+        }
+    }
+    let budget = std::env::var("SENSOR_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok());
+    let started = std::time::Instant::now();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let labels: BTreeMap<String, String> = [("tier".to_owned(), "db".to_owned())].into();
+    let (mut cases, mut valid) = (0u64, 0u64);
+    loop {
+        let done = match budget {
+            Some(s) => started.elapsed().as_secs() >= s,
+            None => cases >= 20_000,
+        };
+        if done {
+            break;
+        }
+        let seed = &seeds[rng.below(seeds.len())];
+        let text = mutate(&mut rng, seed);
+        let t = std::time::Instant::now();
+        if let Ok(parsed) = parse(&text) {
+            valid += 1;
+            let subject = Subject {
+                runtime: Some(Runtime::Docker),
+                name: Some("db1"),
+                image: Some("postgres"),
+                labels: Some(&labels),
+                ..Subject::default()
+            };
+            let _ = compile(&parsed.policy, 1, [(1, subject)]);
+        }
+        assert!(
+            t.elapsed().as_millis() < 500,
+            "case took {:?}:\n{text}",
+            t.elapsed()
+        );
+        cases += 1;
+    }
+    eprintln!(
+        "MEASURE fuzz: {cases} mutated policies ({valid} still valid) in {:.1} s, no panic",
+        started.elapsed().as_secs_f64()
+    );
+}
