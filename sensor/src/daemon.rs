@@ -233,8 +233,19 @@ async fn run_async(
     }
     pipeline.policy_loaded(&source, &parsed, &policy_loaded)?;
 
-    // Startup scan: containers already running get their metadata (bounded) and a start line
-    // before the sensor says it is ready.
+    // Startup scan: the runtimes' own listings find containers whose cgroup path the walk did
+    // not recognise (a custom --cgroup-parent); then every container gets its metadata
+    // (bounded) and a start line before the sensor says it is ready.
+    for adopted in pipeline.registry.adopt_listed(&enricher).await {
+        log::info!(
+            "container {} ({}) found through its runtime's listing",
+            adopted.id,
+            adopted.runtime.as_str()
+        );
+        if let Some(engine) = pipeline.engine.as_mut() {
+            engine.container_seen(adopted.cgroup_id)?;
+        }
+    }
     let existing: Vec<_> = pipeline.registry.containers().cloned().collect();
     let scan_deadline = tokio::time::Instant::now() + opts.metadata_wait;
     for c in &existing {

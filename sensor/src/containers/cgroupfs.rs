@@ -52,6 +52,14 @@ pub fn v2_mount() -> io::Result<Option<PathBuf>> {
     Ok(find_v2_mount(&fs::read_to_string("/proc/self/mountinfo")?))
 }
 
+/// The cgroup v2 path of process `pid` (`0::/path` in /proc/PID/cgroup).
+pub fn v2_path_of_pid(pid: u32) -> Option<String> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_owned)
+}
+
 /// Every cgroup directory under `root`, as (id, path relative to the root starting with `/`).
 /// Directories that vanish during the walk are skipped.
 pub fn walk(root: &Path) -> HashMap<u64, String> {

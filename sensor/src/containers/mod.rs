@@ -304,6 +304,55 @@ impl Registry {
         }
     }
 
+    /// Asks every runtime that answers for its running containers and registers those whose
+    /// cgroup the path rules did not recognise, found through their first process's cgroup.
+    pub async fn adopt_listed(&mut self, enricher: &Enricher) -> Vec<Arc<Container>> {
+        let known: std::collections::HashSet<String> =
+            self.containers().map(|c| c.id.clone()).collect();
+        let mut adopted = Vec::new();
+        for endpoint in &enricher.endpoints {
+            if !endpoint.client.socket().exists() {
+                continue;
+            }
+            let Ok(ids) = endpoint.client.list().await else {
+                continue;
+            };
+            for id in ids.into_iter().filter(|id| !known.contains(id)) {
+                let Ok(Some(metadata)) = endpoint.client.metadata(&id).await else {
+                    continue;
+                };
+                let Some(path) = metadata.pid.and_then(cgroupfs::v2_path_of_pid) else {
+                    continue;
+                };
+                let Ok(meta) = std::fs::metadata(self.root.join(path.trim_start_matches('/')))
+                else {
+                    continue;
+                };
+                let cgroup_id = std::os::unix::fs::MetadataExt::ino(&meta);
+                let identity = Identity {
+                    runtime: endpoint.client.runtime(),
+                    id: id.clone(),
+                    pod_uid: metadata.pod.as_ref().map(|p| p.uid.clone()),
+                    namespace: None,
+                };
+                let container = Arc::new(Container::new(cgroup_id, identity, None));
+                container.meta.send_replace(MetaState::Ready {
+                    metadata: Arc::new(metadata),
+                    ready_boot_ns: crate::output::time::boottime_ns(),
+                });
+                self.by_cgroup.insert(
+                    cgroup_id,
+                    Entry {
+                        path,
+                        container: Some(container.clone()),
+                    },
+                );
+                adopted.push(container);
+            }
+        }
+        adopted
+    }
+
     /// The container of a known cgroup id.
     pub fn container(&self, cgroup_id: u64) -> Option<&Arc<Container>> {
         self.by_cgroup
