@@ -360,17 +360,21 @@ impl PrivateDockerd {
         assert!(ok, "creating bridge {bridge}");
         d.start_again();
         // Same image as the shared daemon's.
-        let save = Command::new("docker")
+        let mut save = Command::new("docker")
             .args(["save", &image()])
             .stdout(Stdio::piped())
             .spawn()
             .expect("docker save");
         let status = Command::new("docker")
             .args(["-H", &d.host(), "load", "-q"])
-            .stdin(save.stdout.expect("stdout"))
+            .stdin(save.stdout.take().expect("stdout"))
             .stdout(Stdio::null())
             .status()
             .unwrap();
+        assert!(
+            save.wait().is_ok_and(|s| s.success()),
+            "docker save of the test image"
+        );
         assert!(
             status.success(),
             "loading the test image into the private dockerd"
