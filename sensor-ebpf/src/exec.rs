@@ -168,7 +168,7 @@ fn evaluate(ruleset: u32, name: *const u8) -> Verdict {
         verdict.rule = rev.deny_rule;
     }
     // SAFETY: a hash map lookup with a valid key.
-    if let Some(rs) = unsafe { EXEC_RULESETS.get(&ruleset) } {
+    if let Some(rs) = unsafe { EXEC_RULESETS.get(ruleset) } {
         let violated = rs.allow_required & !(fwd.allow_mask | rev.allow_mask);
         let allow_action = if violated & rs.allow_kill != 0 {
             ACTION_KILL

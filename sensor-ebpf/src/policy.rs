@@ -18,7 +18,7 @@ pub fn active(cgroup_id: u64) -> Option<Active> {
     let config = POLICY.get(0)?;
     let generation = (config.generation & 1) as usize;
     // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
-    let ruleset = match unsafe { CGROUP_POLICY.get(&cgroup_id) } {
+    let ruleset = match unsafe { CGROUP_POLICY.get(cgroup_id) } {
         Some(p) => p.ruleset[generation],
         None => config.host_ruleset[generation],
     };
