@@ -81,6 +81,44 @@ impl Handler {
     }
 }
 
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl From<TcpListener> for Listener {
+    fn from(l: TcpListener) -> Self {
+        Self::Tcp(l)
+    }
+}
+
+impl From<UnixListener> for Listener {
+    fn from(l: UnixListener) -> Self {
+        Self::Unix(l)
+    }
+}
+
+/// Accepts connections forever, each served on its own task.
+fn spawn_server(listener: Listener, handler: Handler) {
+    tokio::spawn(async move {
+        loop {
+            let handler = handler.clone();
+            match &listener {
+                Listener::Tcp(l) => {
+                    if let Ok((stream, _)) = l.accept().await {
+                        tokio::spawn(async move { handler.serve(stream).await });
+                    }
+                }
+                Listener::Unix(l) => {
+                    if let Ok((stream, _)) = l.accept().await {
+                        tokio::spawn(async move { handler.serve(stream).await });
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// Serves on TCP; returns the bound address (port 0 picks a free one).
 pub async fn serve_tcp(
     addr: SocketAddr,
@@ -89,16 +127,7 @@ pub async fn serve_tcp(
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let handler = Handler { metrics, requests };
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let handler = handler.clone();
-            tokio::spawn(async move { handler.serve(stream).await });
-        }
-    });
+    spawn_server(Listener::from(listener), Handler { metrics, requests });
     Ok(bound)
 }
 
@@ -126,15 +155,6 @@ pub async fn serve_unix(
     }
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    let handler = Handler { metrics, requests };
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let handler = handler.clone();
-            tokio::spawn(async move { handler.serve(stream).await });
-        }
-    });
+    spawn_server(Listener::from(listener), Handler { metrics, requests });
     Ok(())
 }

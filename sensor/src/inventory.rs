@@ -69,21 +69,7 @@ async fn scan(opts: &Options) -> anyhow::Result<Value> {
             tokio::time::timeout_at(deadline, rx.wait_for(|s| !matches!(s, MetaState::Pending)))
                 .await;
     }
-    let pipeline_view: Vec<Value> = registry
-        .containers()
-        .map(|c| {
-            let mut v = serde_json::to_value(c.view()).unwrap_or(Value::Null);
-            if let Value::Object(o) = &mut v {
-                o.insert("cgroup_id".into(), c.cgroup_id.into());
-                o.insert(
-                    "cgroup".into(),
-                    registry.path(c.cgroup_id).unwrap_or_default().into(),
-                );
-            }
-            v
-        })
-        .collect();
-    Ok(Value::Array(pipeline_view))
+    Ok(registry.inventory())
 }
 
 /// `CGROUP RUNTIME ID NAME IMAGE POD` columns.

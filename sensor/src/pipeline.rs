@@ -268,6 +268,34 @@ impl<S: Sink> Pipeline<S> {
         self.release(cgroup_id)
     }
 
+    fn policy_line(
+        &mut self,
+        source: &policy::Source,
+        loaded: Option<&policy::engine::Loaded>,
+        warnings: &[String],
+        errors: &[String],
+    ) -> io::Result<()> {
+        let time = self.clock.now_rfc3339();
+        self.write(
+            "policy",
+            &time,
+            PolicyBody {
+                event: if loaded.is_some() {
+                    "loaded"
+                } else {
+                    "rejected"
+                },
+                origin: &source.origin,
+                hash: loaded.map(|l| l.hash.as_str()),
+                mode: loaded.map(|l| l.mode.as_str()),
+                rules: loaded.map(|l| l.rules),
+                install_ms: loaded.map(|l| l.took.as_secs_f64() * 1e3),
+                warnings,
+                errors,
+            },
+        )
+    }
+
     /// The `loaded` line of the policy installed at startup.
     pub fn policy_loaded(
         &mut self,
@@ -275,7 +303,6 @@ impl<S: Sink> Pipeline<S> {
         parsed: &policy::Parsed,
         loaded: &policy::engine::Loaded,
     ) -> io::Result<()> {
-        let time = self.clock.now_rfc3339();
         let warnings: Vec<String> = parsed
             .warnings
             .iter()
@@ -288,26 +315,12 @@ impl<S: Sink> Pipeline<S> {
             loaded.rules,
             loaded.mode.as_str()
         );
-        self.write(
-            "policy",
-            &time,
-            PolicyBody {
-                event: "loaded",
-                origin: &source.origin,
-                hash: Some(&loaded.hash),
-                mode: Some(loaded.mode.as_str()),
-                rules: Some(loaded.rules),
-                install_ms: Some(loaded.took.as_secs_f64() * 1e3),
-                warnings: &warnings,
-                errors: &[],
-            },
-        )
+        self.policy_line(source, Some(loaded), &warnings, &[])
     }
 
     /// Loads a new policy over every known container, or reports why not; the old policy
     /// stays in force on any error.
     pub fn reload(&mut self, source: &policy::Source) -> io::Result<()> {
-        let time = self.clock.now_rfc3339();
         let parsed = match policy::parse_source(source) {
             Ok(p) => p,
             Err(rejected) => {
@@ -315,20 +328,7 @@ impl<S: Sink> Pipeline<S> {
                 for e in &errors {
                     log::error!("policy rejected: {e}");
                 }
-                return self.write(
-                    "policy",
-                    &time,
-                    PolicyBody {
-                        event: "rejected",
-                        origin: &source.origin,
-                        hash: None,
-                        mode: None,
-                        rules: None,
-                        install_ms: None,
-                        warnings: &[],
-                        errors: &errors,
-                    },
-                );
+                return self.policy_line(source, None, &[], &errors);
             }
         };
         let Some(engine) = self.engine.as_mut() else {
@@ -363,38 +363,12 @@ impl<S: Sink> Pipeline<S> {
                     loaded.mode.as_str(),
                     loaded.took.as_secs_f64() * 1e3
                 );
-                self.write(
-                    "policy",
-                    &time,
-                    PolicyBody {
-                        event: "loaded",
-                        origin: &source.origin,
-                        hash: Some(&loaded.hash),
-                        mode: Some(loaded.mode.as_str()),
-                        rules: Some(loaded.rules),
-                        install_ms: Some(loaded.took.as_secs_f64() * 1e3),
-                        warnings: &warnings,
-                        errors: &[],
-                    },
-                )
+                self.policy_line(source, Some(&loaded), &warnings, &[])
             }
             Err(e) => {
                 let errors = vec![format!("{}: {e}", source.origin)];
                 log::error!("policy rejected: {}", errors[0]);
-                self.write(
-                    "policy",
-                    &time,
-                    PolicyBody {
-                        event: "rejected",
-                        origin: &source.origin,
-                        hash: None,
-                        mode: None,
-                        rules: None,
-                        install_ms: None,
-                        warnings: &[],
-                        errors: &errors,
-                    },
-                )
+                self.policy_line(source, None, &[], &errors)
             }
         }
     }
@@ -438,23 +412,7 @@ impl<S: Sink> Pipeline<S> {
 
     /// `GET /containers`: what the sensor sees, one object per container.
     pub fn containers_json(&self) -> Value {
-        let mut list: Vec<Value> = self
-            .registry
-            .containers()
-            .map(|c| {
-                let mut v = serde_json::to_value(c.view()).unwrap_or(Value::Null);
-                if let Value::Object(o) = &mut v {
-                    o.insert("cgroup_id".into(), c.cgroup_id.into());
-                    o.insert(
-                        "cgroup".into(),
-                        self.registry.path(c.cgroup_id).unwrap_or_default().into(),
-                    );
-                }
-                v
-            })
-            .collect();
-        list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-        Value::Array(list)
+        self.registry.inventory()
     }
 
     pub fn sensor_line(&mut self, body: impl Serialize) -> io::Result<()> {

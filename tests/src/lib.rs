@@ -83,6 +83,33 @@ pub fn docker_output(args: &[&str]) -> Output {
         .expect("running docker")
 }
 
+/// `docker run --rm --name NAME --cidfile … OPTS IMAGE CMD…`: the run's output and the
+/// container's full id (empty if it never got one).
+pub fn run_rm(name: &str, opts: &[&str], cmd: &[&str]) -> (Output, String) {
+    let cid = std::env::temp_dir().join(format!("{name}.cid"));
+    let image = image();
+    let cid_arg = cid.display().to_string();
+    let mut args = vec!["run", "--rm", "--name", name, "--cidfile", &cid_arg];
+    args.extend_from_slice(opts);
+    args.push(&image);
+    args.extend_from_slice(cmd);
+    let out = docker_output(&args);
+    let id = std::fs::read_to_string(&cid).unwrap_or_default();
+    let _ = std::fs::remove_file(&cid);
+    (out, id)
+}
+
+/// `GET path` on a TCP address; the whole response, status line included.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the metrics address");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 /// A unique name for containers and markers of one test.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

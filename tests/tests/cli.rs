@@ -2,7 +2,9 @@
 
 use std::{process::Command, time::Duration};
 
-use integration_tests::{Sensor, kernel_has, kernel_suite, probe, require_root, sensor_bin};
+use integration_tests::{
+    Sensor, http_get, kernel_has, kernel_suite, probe, require_root, sensor_bin,
+};
 
 #[test]
 fn sigint_unloads_every_program() {
@@ -138,6 +140,7 @@ fn metrics_are_served() {
     Command::new("/bin/true").status().unwrap();
     sensor.wait_for(Duration::from_secs(10), "any exec", |v| v["kind"] == "exec");
     let body = http_get(&addr, "/metrics");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(
         body.contains("sensor_lost_events_total{kind=\"exec\"} 0"),
         "{body}"
@@ -146,15 +149,4 @@ fn metrics_are_served() {
         body.contains("sensor_events_total{kind=\"exec\"}"),
         "{body}"
     );
-}
-
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to metrics");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    out
 }

@@ -4,7 +4,7 @@
 use std::{os::unix::net::UnixListener, process::Command, time::Duration};
 
 use integration_tests::{
-    ContainerGuard, Sensor, docker, docker_output, image, require_docker, unique,
+    ContainerGuard, Sensor, docker, docker_output, http_get, image, require_docker, run_rm, unique,
 };
 use serde_json::Value;
 
@@ -117,21 +117,8 @@ fn first_exec_of_every_new_container_is_complete() {
         let name = unique("first");
         let _g = ContainerGuard(name.clone());
         let label = format!("n={i}");
-        let cid = std::env::temp_dir().join(format!("{name}.cid"));
-        docker(&[
-            "run",
-            "--rm",
-            "--name",
-            &name,
-            "--label",
-            &label,
-            "--cidfile",
-            cid.to_str().unwrap(),
-            &image(),
-            "/bin/true",
-        ]);
-        let id = std::fs::read_to_string(&cid).unwrap();
-        let _ = std::fs::remove_file(&cid);
+        let (out, id) = run_rm(&name, &["--label", &label], &["/bin/true"]);
+        assert!(out.status.success(), "{out:?}");
         let first = sensor.wait_for(WAIT, "first exec", |v| {
             v["kind"] == "exec" && v["container"]["id"] == id.as_str()
         });
@@ -387,16 +374,6 @@ fn enrichment_resumes_after_dockerd_restarts() {
         "restored: {}",
         sensor.stderr()
     );
-}
-
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to metrics");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 #[test]

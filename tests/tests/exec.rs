@@ -2,7 +2,7 @@
 
 use std::{process::Command, time::Duration};
 
-use integration_tests::{ContainerGuard, Sensor, docker, image, require_docker, unique};
+use integration_tests::{ContainerGuard, Sensor, docker, image, require_docker, run_rm, unique};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -11,20 +11,9 @@ fn container_exec_names_the_container() {
     require_docker();
     let mut sensor = Sensor::start(&[]);
     let name = unique("exec-true");
-    let cidfile = std::env::temp_dir().join(format!("{name}.cid"));
     let _guard = ContainerGuard(name.clone());
-    docker(&[
-        "run",
-        "--rm",
-        "--name",
-        &name,
-        "--cidfile",
-        cidfile.to_str().unwrap(),
-        &image(),
-        "/bin/true",
-    ]);
-    let id = std::fs::read_to_string(&cidfile).expect("cidfile");
-    let _ = std::fs::remove_file(&cidfile);
+    let (out, id) = run_rm(&name, &[], &["/bin/true"]);
+    assert!(out.status.success(), "{out:?}");
     assert_eq!(id.len(), 64, "docker wrote a full id: {id}");
 
     let line = sensor.wait_for(WAIT, "the exec of /bin/true in the container", |v| {

@@ -8,7 +8,8 @@ use std::{
 };
 
 use integration_tests::{
-    ContainerGuard, Sensor, docker, docker_output, image, require_docker, sensor_bin, unique,
+    ContainerGuard, Sensor, docker, docker_output, image, require_docker, run_rm, sensor_bin,
+    unique,
 };
 use serde_json::Value;
 
@@ -96,23 +97,8 @@ fn wait_policy(sensor: &mut Sensor, event: &str, after: usize) -> Value {
 fn run_ls(tier: &str) -> (i32, String, String) {
     let name = unique("ls");
     let _g = ContainerGuard(name.clone());
-    let cid = std::env::temp_dir().join(format!("{name}.cid"));
     let label = format!("tier={tier}");
-    let out = docker_output(&[
-        "run",
-        "--rm",
-        "--name",
-        &name,
-        "--label",
-        &label,
-        "--cidfile",
-        cid.to_str().unwrap(),
-        &image(),
-        "/bin/ls",
-        "/",
-    ]);
-    let id = std::fs::read_to_string(&cid).unwrap_or_default();
-    let _ = std::fs::remove_file(&cid);
+    let (out, id) = run_rm(&name, &["--label", &label], &["/bin/ls", "/"]);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

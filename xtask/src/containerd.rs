@@ -369,20 +369,7 @@ disabled_plugins = [
         if matches!(child.try_wait(), Ok(None)) {
             self.remove_tasks();
         }
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => break,
-                _ if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                _ => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
+        crate::util::stop_child(&mut child, Duration::from_secs(10));
         self.kill_leftover_shims();
         let now = cgroup_dirs();
         let mut ours: BTreeSet<CgroupDir> = now
@@ -460,7 +447,7 @@ fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let mut mounts: Vec<PathBuf> = mountinfo
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(unescape_mountinfo(m)))
+        .map(|m| PathBuf::from(crate::host::unescape_mountinfo(m)))
         .filter(|m| m.starts_with(dir) && m != dir)
         .collect();
     // Deepest first; a path mounted twice stays twice, one unmount per layer.
@@ -469,28 +456,6 @@ fn mounts_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
-            let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn unmount_under(dir: &Path) {
     for mount in mounts_under(dir) {
         let Ok(path) = CString::new(mount.as_os_str().as_bytes()) else {
@@ -553,20 +518,9 @@ fn kubelet_running() -> bool {
 
 /// Every directory of every cgroup hierarchy (v1 controllers and v2).
 fn cgroup_dirs() -> BTreeSet<CgroupDir> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut out = BTreeSet::new();
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let fstype = right.split_whitespace().next().unwrap_or("");
-        if fstype != "cgroup" && fstype != "cgroup2" {
-            continue;
-        }
-        if let Some(mount_point) = left.split_whitespace().nth(4) {
-            let mount = PathBuf::from(unescape_mountinfo(mount_point));
-            walk_dirs(&mount, Path::new(""), &mut out);
-        }
+    for mount in crate::host::cgroup_mounts() {
+        walk_dirs(&mount, Path::new(""), &mut out);
     }
     out
 }
@@ -719,8 +673,14 @@ mod tests {
 
     #[test]
     fn mountinfo_escapes() {
-        assert_eq!(unescape_mountinfo(r"/a\040b/c\134d"), r"/a b/c\d");
-        assert_eq!(unescape_mountinfo(r"/plain"), "/plain");
-        assert_eq!(unescape_mountinfo(r"/trailing\04"), r"/trailing\04");
+        assert_eq!(
+            crate::host::unescape_mountinfo(r"/a\040b/c\134d"),
+            r"/a b/c\d"
+        );
+        assert_eq!(crate::host::unescape_mountinfo(r"/plain"), "/plain");
+        assert_eq!(
+            crate::host::unescape_mountinfo(r"/trailing\04"),
+            r"/trailing\04"
+        );
     }
 }

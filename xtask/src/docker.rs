@@ -80,29 +80,11 @@ fn links() -> BTreeSet<String> {
 
 /// Top-level directories of every cgroup mount (v1 controllers and v2).
 fn cgroup_dirs() -> BTreeSet<PathBuf> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut out = BTreeSet::new();
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let fstype = right.split_whitespace().next().unwrap_or("");
-        if fstype != "cgroup" && fstype != "cgroup2" {
-            continue;
-        }
-        let Some(mount_point) = left.split_whitespace().nth(4) else {
-            continue;
-        };
-        if let Ok(entries) = fs::read_dir(mount_point) {
-            out.extend(
-                entries
-                    .flatten()
-                    .filter(|e| e.path().is_dir())
-                    .map(|e| e.path()),
-            );
-        }
-    }
-    out
+    crate::host::cgroup_mounts()
+        .iter()
+        .filter_map(|mount| fs::read_dir(mount).ok())
+        .flat_map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()))
+        .collect()
 }
 
 impl Snapshot {
@@ -224,20 +206,7 @@ impl TestDocker {
                 let _ = succeeds(Command::new("docker").args(["rm", "-f"]).args(&ids));
             }
         }
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => break,
-                _ if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                _ => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
+        crate::util::stop_child(&mut child, Duration::from_secs(30));
         // dockerd's own containerd exits with it; give its shims a moment to go.
         std::thread::sleep(Duration::from_millis(300));
         snapshot.restore();

@@ -365,6 +365,26 @@ impl Registry {
         self.by_cgroup.get(&id).map(|e| e.path.as_str())
     }
 
+    /// Every known container with its cgroup, as `sensor containers` lists them.
+    pub fn inventory(&self) -> serde_json::Value {
+        let mut list: Vec<serde_json::Value> = self
+            .containers()
+            .map(|c| {
+                let mut v = serde_json::to_value(c.view()).unwrap_or_default();
+                if let serde_json::Value::Object(o) = &mut v {
+                    o.insert("cgroup_id".into(), c.cgroup_id.into());
+                    o.insert(
+                        "cgroup".into(),
+                        self.path(c.cgroup_id).unwrap_or_default().into(),
+                    );
+                }
+                v
+            })
+            .collect();
+        list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        serde_json::Value::Array(list)
+    }
+
     /// Known cgroups that are containers.
     pub fn containers(&self) -> impl Iterator<Item = &Arc<Container>> {
         self.by_cgroup.values().filter_map(|e| e.container.as_ref())
