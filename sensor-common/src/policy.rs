@@ -93,6 +93,11 @@ const _: () = assert!(core::mem::size_of::<ExecRuleset>() == 12);
 /// from `allow_violated`.
 pub const RULE_ALLOW_LIST: u32 = u32::MAX;
 
+/// SIGKILL from the kernel.
+pub const ENFORCED_SIGNAL: u8 = 1;
+/// The operation was refused (EPERM) by a BPF LSM program.
+pub const ENFORCED_LSM: u8 = 2;
+
 /// The verdict a program reached, carried on its event.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -106,7 +111,7 @@ pub struct Verdict {
     pub allow_violated: u32,
     /// `ACTION_*` of the rule.
     pub action: u8,
-    /// 1 when the kernel enforced it (sent SIGKILL or refused the operation).
+    /// How the kernel enforced it: 0 not, `ENFORCED_SIGNAL`, `ENFORCED_LSM`.
     pub enforced: u8,
     /// Policy generation slot the verdict comes from.
     pub generation: u8,

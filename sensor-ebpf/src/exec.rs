@@ -6,8 +6,8 @@ use aya_ebpf::{
         bpf_probe_read_kernel_str_bytes,
         generated::{bpf_probe_read_user, bpf_send_signal},
     },
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    macros::{lsm, raw_tracepoint},
+    programs::{LsmContext, RawTracePointContext},
 };
 use sensor_common::{
     exec::{
@@ -15,9 +15,10 @@ use sensor_common::{
         FLAG_FILENAME_UNREADABLE,
     },
     kind,
+    offsets::KernelOffsets,
     policy::{
-        ACTION_AUDIT, ACTION_BLOCK, ACTION_KILL, ACTION_NONE, EXEC_PATH_LEN, ExecValue,
-        RULE_ALLOW_LIST, Verdict,
+        ACTION_AUDIT, ACTION_BLOCK, ACTION_KILL, ACTION_NONE, ENFORCED_LSM, ENFORCED_SIGNAL,
+        EXEC_PATH_LEN, ExecValue, RULE_ALLOW_LIST, Verdict,
     },
 };
 
@@ -31,28 +32,20 @@ use crate::{
 
 const SIGKILL: u32 = 9;
 
-/// Raw tracepoint: `TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`.
-/// Cheaper than the perf-event tracepoint and needs only `linux_binprm.filename`'s offset.
-#[raw_tracepoint(tracepoint = "sched_process_exec")]
-pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
-    let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
-        count_lost(kind::EXEC);
-        return 0;
-    };
-    let offsets = offsets();
-    // SAFETY: the reservation is `size_of::<ExecEvent>()` bytes, exclusively ours until submit;
-    // every field the decoder reads is written below (the byte arrays only up to their lengths).
-    let event = unsafe { &mut *entry.as_mut_ptr() };
+/// Fills the header and the file name of an exec event; returns the kernel pointer to the file
+/// name when it could be read.
+#[inline(always)]
+fn fill(event: &mut ExecEvent, bprm: *const u8, offsets: &KernelOffsets) -> Option<*const u8> {
     fill_header(
         &mut event.header,
         kind::EXEC,
         core::mem::size_of::<ExecEvent>(),
-        &offsets,
+        offsets,
     );
     event.flags = 0;
     event._pad = 0;
-
-    let bprm: *const u8 = ctx.arg(2);
+    event.args_len = 0;
+    event.verdict = Verdict::default();
     event.filename_len = 0;
     let filename: Option<*const u8> = read_field(bprm, offsets.bprm_filename);
     match filename {
@@ -68,8 +61,23 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
         },
         None => event.flags |= FLAG_FILENAME_UNREADABLE,
     }
+    filename
+}
 
-    event.args_len = 0;
+/// Raw tracepoint: `TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`.
+/// Cheaper than the perf-event tracepoint and needs only `linux_binprm.filename`'s offset.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
+    let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
+        count_lost(kind::EXEC);
+        return 0;
+    };
+    let offsets = offsets();
+    // SAFETY: the reservation is `size_of::<ExecEvent>()` bytes, exclusively ours until submit;
+    // every field the decoder reads is written below (the byte arrays only up to their lengths).
+    let event = unsafe { &mut *entry.as_mut_ptr() };
+    let filename = fill(event, ctx.arg(2), &offsets);
+
     let mm: Option<*const u8> = read_field(current_task(), offsets.task_mm);
     if let Some(mm) = mm {
         let start: u64 = read_field(mm, offsets.mm_arg_start).unwrap_or(0);
@@ -94,7 +102,6 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
             }
         }
     }
-    event.verdict = Verdict::default();
     let mut urgency = Urgency::Batch;
     if let (Some(active), Some(name)) = (policy::active(event.header.cgroup_id), filename) {
         let verdict = evaluate(active.ruleset, name);
@@ -103,12 +110,12 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
             event.verdict = verdict;
             event.verdict.generation = active.generation;
             event.verdict.mode = u8::from(active.enforce);
-            // Block needs the LSM exec hook; at this point the exec has happened, so block
-            // falls back to kill: the new image dies before running any of its code.
+            // `block` is refused earlier by bprm_check_security where BPF LSM runs; an exec
+            // that got here anyway is killed: the new image dies before running any code.
             if active.enforce && action >= ACTION_BLOCK {
                 // SAFETY: the helper signals the current task; no memory is involved.
                 if unsafe { bpf_send_signal(SIGKILL) } == 0 {
-                    event.verdict.enforced = 1;
+                    event.verdict.enforced = ENFORCED_SIGNAL;
                 }
             }
             urgency = Urgency::Now;
@@ -117,6 +124,52 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     submit(entry, urgency);
     0
 }
+
+/// LSM hook `bprm_check_security(struct linux_binprm *bprm)`, where the kernel allows BPF
+/// LSM: an exec that a `block` rule denies fails with EPERM and the process goes on. The
+/// exec never happens, so this hook reports it (`sched_process_exec` will not fire).
+#[lsm(hook = "bprm_check_security")]
+pub fn bprm_check_security(ctx: LsmContext) -> i32 {
+    let bprm: *const u8 = ctx.arg(0);
+    // Another LSM program already refused: keep its answer.
+    let previous: i32 = ctx.arg(1);
+    if previous != 0 {
+        return previous;
+    }
+    // SAFETY: the helper has no preconditions.
+    let cgroup = unsafe { aya_ebpf::helpers::bpf_get_current_cgroup_id() };
+    let Some(active) = policy::active(cgroup) else {
+        return 0;
+    };
+    if !active.enforce {
+        return 0;
+    }
+    let offsets = offsets();
+    let Some(name) = read_field::<*const u8>(bprm, offsets.bprm_filename) else {
+        return 0;
+    };
+    let verdict = evaluate(active.ruleset, name);
+    // `kill` is carried out at sched_process_exec; audit-only verdicts are reported there.
+    if verdict.action != ACTION_BLOCK {
+        return 0;
+    }
+    match EVENTS.reserve::<ExecEvent>(0) {
+        Some(mut entry) => {
+            // SAFETY: as in sched_process_exec.
+            let event = unsafe { &mut *entry.as_mut_ptr() };
+            fill(event, bprm, &offsets);
+            event.verdict = verdict;
+            event.verdict.generation = active.generation;
+            event.verdict.mode = 1;
+            event.verdict.enforced = ENFORCED_LSM;
+            submit(entry, Urgency::Now);
+        }
+        None => count_lost(kind::EXEC),
+    }
+    -EPERM
+}
+
+const EPERM: i32 = 1;
 
 /// The verdict of the exec rules of `ruleset` on the file `name`: deny patterns that match,
 /// allow-lists that do not. Unreadable memory: no verdict (fail open; the event still reports

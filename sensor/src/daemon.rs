@@ -139,6 +139,7 @@ async fn run_async(
         .context("--ring-buffer-mib must be a power of two between 1 and 2048")?;
     let mut loaded = loader::load(&loader::LoadOptions {
         btf_path: opts.btf.clone(),
+        lsm: features.ok("lsm"),
         ring_buffer_bytes: ring_bytes,
     })?;
     if !loaded.missing_offsets.is_empty() {

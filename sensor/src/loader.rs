@@ -79,6 +79,8 @@ pub fn describe(err: &ProgramError) -> String {
 
 pub struct LoadOptions {
     pub btf_path: PathBuf,
+    /// Attach the BPF LSM programs (the kernel allows them: `sensor probe`).
+    pub lsm: bool,
     /// Size of the event ring buffer; a power of two multiple of the page size.
     pub ring_buffer_bytes: u32,
 }
@@ -124,12 +126,36 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         attach_raw_tracepoint(&mut ebpf, name, name)?;
         attached.push(name);
     }
+    if opts.lsm {
+        let kernel_btf = aya::Btf::from_sys_fs().map_err(|e| LoadError::Program {
+            name: "bprm_check_security".into(),
+            detail: format!("reading kernel BTF: {e}"),
+        })?;
+        for &hook in LSM_HOOKS {
+            attach_lsm(&mut ebpf, hook, &kernel_btf)?;
+            attached.push(hook);
+        }
+    }
     Ok(Loaded {
         ebpf,
         offsets,
         missing_offsets,
         attached,
     })
+}
+
+/// BPF LSM programs (program name = hook name), attached where the kernel allows them.
+pub const LSM_HOOKS: &[&str] = &["bprm_check_security"];
+
+fn attach_lsm(ebpf: &mut Ebpf, hook: &str, btf: &aya::Btf) -> Result<(), LoadError> {
+    let prog: &mut aya::programs::Lsm = ebpf
+        .program_mut(hook)
+        .ok_or_else(|| LoadError::MissingProgram { name: hook.into() })?
+        .try_into()
+        .map_err(|e: ProgramError| program_error(hook, &e))?;
+    prog.load(hook, btf).map_err(|e| program_error(hook, &e))?;
+    prog.attach().map_err(|e| program_error(hook, &e))?;
+    Ok(())
 }
 
 pub fn attach_raw_tracepoint(

@@ -176,6 +176,11 @@ impl<S: Sink> Pipeline<S> {
         let name = intern(&rule.name);
         let enforce = v.mode == 1;
         let enforced = enforce && action != Action::Audit;
+        let enforced_by = match v.enforced {
+            sensor_common::policy::ENFORCED_SIGNAL => Some("signal"),
+            sensor_common::policy::ENFORCED_LSM => Some("lsm"),
+            _ => None,
+        };
         let view = VerdictView {
             rule: name,
             action: if enforce {
@@ -189,10 +194,11 @@ impl<S: Sink> Pipeline<S> {
             } else {
                 Mode::Audit.as_str()
             },
-            enforced: enforced.then_some(v.enforced == 1),
-            enforced_by: (enforced && v.enforced == 1).then_some("signal"),
+            enforced: enforced.then_some(enforced_by.is_some()),
+            enforced_by: enforced_by.filter(|_| enforced),
         };
-        self.metrics.count_rule(name, v.enforced == 1, !enforced);
+        self.metrics
+            .count_rule(name, enforced_by.is_some(), !enforced);
         Some(view)
     }
 

@@ -35,6 +35,10 @@ pub const TESTS: &[(&str, KernelTest)] = &[
         "exec_kill_before_the_image_runs",
         exec_kill_before_the_image_runs,
     ),
+    (
+        "exec_block_refuses_with_eperm",
+        exec_block_refuses_with_eperm,
+    ),
 ];
 
 /// Marker lines around the probe JSON on a guest console, for the host to collect.
@@ -155,6 +159,19 @@ impl TestCgroup {
                 "-c",
                 &format!("echo $$ > {} && exec {program} {args}", procs.display()),
             ])
+            .output()
+            .expect("sh");
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// Runs a shell `script` in this cgroup; returns its exit status and stdout.
+    pub fn run(&self, script: &str) -> (std::process::ExitStatus, String) {
+        let procs = self.path().join("cgroup.procs");
+        let out = Command::new("/bin/sh")
+            .args(["-c", &format!("echo $$ > {} && {script}", procs.display())])
             .output()
             .expect("sh");
         (
@@ -334,24 +351,74 @@ pub fn programs_unloaded_on_sigterm() -> Outcome {
     Outcome::Pass
 }
 
-/// An exec rule with `action: kill` in enforce mode kills the process at exec, before the new
-/// image runs any of its code; the host, not selected, is untouched.
-pub fn exec_kill_before_the_image_runs() -> Outcome {
-    use std::os::unix::process::ExitStatusExt;
-    let policy = std::env::temp_dir().join(format!("{}.yaml", unique("kill-policy")));
+/// Writes a one-rule policy denying `/bin/echo` in every container with `action`, enforce
+/// mode, and starts a sensor on it (no runtime to ask: the rule needs no metadata).
+fn echo_policy_sensor(action: &str) -> (Sensor, PathBuf) {
+    let policy = std::env::temp_dir().join(format!("{}.yaml", unique("echo-policy")));
     fs::write(
         &policy,
-        "version: 1\nmode: enforce\nrules:\n  - name: no-echo\n    exec: { deny: [\"/bin/echo\"] }\n    action: kill\n",
+        format!("version: 1\nmode: enforce\nrules:\n  - name: no-echo\n    exec: {{ deny: [\"/bin/echo\"] }}\n    action: {action}\n"),
     )
     .unwrap();
-    // No runtime to ask here: the rule's selector needs no metadata.
-    let mut sensor = Sensor::start(&["--policy", policy.to_str().unwrap(), "--docker-socket", ""]);
-    let tag = unique("kill");
-    let id = hex64(&tag);
+    let sensor = Sensor::start(&["--policy", policy.to_str().unwrap(), "--docker-socket", ""]);
+    (sensor, policy)
+}
+
+/// A container cgroup whose start line (hence its rules) the sensor has written.
+fn ready_container(sensor: &mut Sensor, tag: &str) -> TestCgroup {
+    let id = hex64(tag);
     let cg = TestCgroup::create(&format!("/docker/{id}"));
     sensor.wait_for(Duration::from_secs(30), "the container's start line", |v| {
         v["kind"] == "container" && v["container"]["id"] == id.as_str()
     });
+    cg
+}
+
+/// Where BPF LSM runs, `action: block` refuses the exec itself: execve fails with EPERM and
+/// the process that called it lives on.
+pub fn exec_block_refuses_with_eperm() -> Outcome {
+    let p = probe();
+    if !kernel_has(&p, "lsm") {
+        let why = p["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == "lsm"))
+            .and_then(|c| c["detail"].as_str())
+            .unwrap_or("not probed")
+            .to_owned();
+        return Outcome::Skip(format!(
+            "BPF LSM is not usable on this kernel ({why}): block falls back to kill here; the QEMU guests prove this path"
+        ));
+    }
+    let (mut sensor, policy) = echo_policy_sensor("block");
+    let tag = unique("block");
+    let cg = ready_container(&mut sensor, &tag);
+    let (status, stdout) = cg.run(&format!("/bin/echo {tag}; echo survived=$?"));
+    assert!(status.success(), "the shell lives on: {status:?}");
+    assert!(!stdout.contains(&tag), "echo never ran: {stdout:?}");
+    assert!(
+        stdout.contains("survived=126"),
+        "execve failed (EPERM → 126): {stdout:?}"
+    );
+    let line = sensor.wait_for(Duration::from_secs(30), "the blocked exec", |v| {
+        v["kind"] == "exec"
+            && v["rule"] == "no-echo"
+            && v["container"]["id"] == hex64(&tag).as_str()
+    });
+    assert_eq!(line["action"], "block", "{line}");
+    assert_eq!(line["enforced"], true, "{line}");
+    assert_eq!(line["enforced_by"], "lsm", "{line}");
+    assert_eq!(line["process"]["exe"], "/bin/echo", "{line}");
+    let _ = fs::remove_file(&policy);
+    Outcome::Pass
+}
+
+/// An exec rule with `action: kill` in enforce mode kills the process at exec, before the new
+/// image runs any of its code; the host, not selected, is untouched.
+pub fn exec_kill_before_the_image_runs() -> Outcome {
+    use std::os::unix::process::ExitStatusExt;
+    let (mut sensor, policy) = echo_policy_sensor("kill");
+    let tag = unique("kill");
+    let cg = ready_container(&mut sensor, &tag);
     let (status, stdout) = cg.exec("/bin/echo", &tag);
     assert_eq!(
         status.signal(),

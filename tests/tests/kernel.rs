@@ -22,6 +22,12 @@ macro_rules! kernel_tests {
             for (name, _) in kernel_suite::TESTS {
                 assert!(here.contains(name), "{name} has no host test in tests/kernel.rs");
             }
+            for name in here {
+                assert!(
+                    kernel_suite::TESTS.iter().any(|(n, _)| *n == name),
+                    "{name} is not in kernel_suite::TESTS, so the guests do not run it"
+                );
+            }
         }
     };
 }
@@ -31,4 +37,5 @@ kernel_tests!(
     exec_attribution_by_cgroup_layout,
     programs_unloaded_on_sigterm,
     exec_kill_before_the_image_runs,
+    exec_block_refuses_with_eperm,
 );
