@@ -2,6 +2,7 @@
 //! before it runs any of its own code.
 
 use aya_ebpf::{
+    EbpfContext,
     helpers::{
         bpf_probe_read_kernel_str_bytes,
         generated::{bpf_probe_read_user, bpf_send_signal},
@@ -9,6 +10,7 @@ use aya_ebpf::{
     macros::{lsm, raw_tracepoint},
     programs::{LsmContext, RawTracePointContext},
 };
+use aya_log_ebpf::warn;
 use sensor_common::{
     exec::{
         ARGS_LEN, ExecEvent, FILENAME_LEN, FLAG_ARGS_TRUNCATED, FLAG_FILENAME_TRUNCATED,
@@ -104,7 +106,7 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     }
     let mut urgency = Urgency::Batch;
     if let (Some(active), Some(name)) = (policy::active(event.header.cgroup_id), filename) {
-        let verdict = evaluate(active.ruleset, name);
+        let verdict = evaluate(&ctx, active.ruleset, name);
         let action = verdict.action;
         if action != ACTION_NONE {
             event.verdict = verdict;
@@ -148,7 +150,7 @@ pub fn bprm_check_security(ctx: LsmContext) -> i32 {
     let Some(name) = read_field::<*const u8>(bprm, offsets.bprm_filename) else {
         return 0;
     };
-    let verdict = evaluate(active.ruleset, name);
+    let verdict = evaluate(&ctx, active.ruleset, name);
     // `kill` is carried out at sched_process_exec; audit-only verdicts are reported there.
     if verdict.action != ACTION_BLOCK {
         return 0;
@@ -175,7 +177,7 @@ const EPERM: i32 = 1;
 /// allow-lists that do not. Unreadable memory: no verdict (fail open; the event still reports
 /// the exec). Written without data-dependent loops so that the verifier stays linear.
 #[inline(always)]
-fn evaluate(ruleset: u32, name: *const u8) -> Verdict {
+fn evaluate<C: EbpfContext>(ctx: &C, ruleset: u32, name: *const u8) -> Verdict {
     let mut verdict = Verdict {
         ruleset,
         ..Verdict::default()
@@ -193,7 +195,14 @@ fn evaluate(ruleset: u32, name: *const u8) -> Verdict {
         Ok(bytes) => bytes.len(),
         Err(_) => return verdict,
     };
-    if len >= EXEC_PATH_LEN {
+    // The helper stops one byte short of the buffer: a path that filled it may be longer.
+    if len >= EXEC_PATH_LEN - 1 {
+        // Rare, and worth an operator's eye: path rules cannot match such an exec.
+        warn!(
+            ctx,
+            "exec of a path of {} bytes or more is not matched against exec rules",
+            EXEC_PATH_LEN - 1
+        );
         return verdict;
     }
     // Exact patterns end with the NUL: match it too.

@@ -154,6 +154,12 @@ async fn run_async(
     loader::remove_pins(&pin_base, None);
     loader::pin_maps(&loaded.ebpf, &pin_dir, &["LOST"])?;
 
+    // Rare diagnostics of the kernel programs (aya-log), into this log.
+    match aya_log::EbpfLogger::init(&mut loaded.ebpf) {
+        Ok(logger) => spawn_kernel_log(logger),
+        Err(e) => log::debug!("kernel program logs unavailable: {e}"),
+    }
+
     let installer = crate::policy::install::Installer::from_ebpf(&mut loaded.ebpf)?;
     let (engine, policy_loaded) = Engine::new(installer, &source, &parsed, opts.mode)?;
 
@@ -411,6 +417,31 @@ async fn run_async(
         lost_events: Some(lost),
     })?;
     Ok(())
+}
+
+/// Forwards the kernel programs' log records (aya-log) to this process's log.
+fn spawn_kernel_log(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
+    // SAFETY: the logger owns its ring-buffer fd, open and unchanged for its lifetime, which
+    // the AsyncFd takes over.
+    let fd = match unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
+    } {
+        Ok(fd) => fd,
+        Err(e) => {
+            log::debug!("kernel program logs unavailable: {e}");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        let mut fd = fd;
+        loop {
+            let Ok(mut guard) = fd.readable_mut().await else {
+                return;
+            };
+            guard.clear_ready();
+            guard.get_inner_mut().flush();
+        }
+    });
 }
 
 /// Re-reads the policy file and loads it when it changed (`force`: SIGHUP, load anyway).

@@ -316,7 +316,8 @@ impl Parser {
 
     fn exec_pattern(&mut self, s: &MarkedScalarNode) -> Option<PathPattern> {
         let p = s.as_str();
-        let max = sensor_common::policy::EXEC_PATH_LEN - 1;
+        // The kernel matches paths of at most EXEC_PATH_LEN - 2 bytes (see sensor-ebpf exec.rs).
+        let max = sensor_common::policy::EXEC_PATH_LEN - 2;
         let stars = p.matches('*').count();
         let pattern = if p == "*" {
             Some(PathPattern::Any)
