@@ -9,6 +9,7 @@
 //! in `sensor/src/events/`.
 #![cfg_attr(target_arch = "bpf", no_std)]
 
+pub mod capability;
 pub mod cgroup;
 pub mod exec;
 pub mod offsets;
@@ -22,8 +23,11 @@ pub mod kind {
     pub const EXEC: u32 = 1;
     pub const CGROUP_MKDIR: u32 = 2;
     pub const CGROUP_RMDIR: u32 = 3;
+    pub const CAPABILITY: u32 = 4;
+    /// `CAP_SEEN` was full: a check could not be aggregated (its event was sent instead).
+    pub const CAPABILITY_UNAGGREGATED: u32 = 5;
     /// One past the largest kind: the size of the per-kind lost-event counter array.
-    pub const COUNT: u32 = 4;
+    pub const COUNT: u32 = 6;
 
     /// Human name of a kind, for metrics and logs.
     pub const fn name(kind: u32) -> &'static str {
@@ -31,6 +35,8 @@ pub mod kind {
             EXEC => "exec",
             CGROUP_MKDIR => "cgroup_mkdir",
             CGROUP_RMDIR => "cgroup_rmdir",
+            CAPABILITY => "capability",
+            CAPABILITY_UNAGGREGATED => "capability_unaggregated",
             _ => "unknown",
         }
     }
@@ -91,6 +97,10 @@ mod pod {
     unsafe impl aya::Pod for super::cgroup::CgroupEvent {}
     unsafe impl aya::Pod for super::offsets::KernelOffsets {}
     unsafe impl aya::Pod for super::policy::PolicyConfig {}
+    unsafe impl aya::Pod for super::capability::CapabilityEvent {}
+    unsafe impl aya::Pod for super::capability::CapKey {}
+    unsafe impl aya::Pod for super::capability::CapRuleset {}
+    unsafe impl aya::Pod for super::capability::CapTracepoint {}
     unsafe impl aya::Pod for super::policy::CgroupPolicy {}
     unsafe impl aya::Pod for super::policy::ExecKeyData {}
     unsafe impl aya::Pod for super::policy::ExecValue {}

@@ -31,10 +31,21 @@ pub struct KernelOffsets {
     pub cgroup_root_hierarchy_id: u32,
     /// `kernfs_node.id`
     pub kernfs_node_id: u32,
-    pub _pad: u32,
+    /// `task_struct.stack`
+    pub task_stack: u32,
+    /// `sizeof(struct pt_regs)`: the registers saved at syscall entry sit at the top of the
+    /// task's kernel stack.
+    pub pt_regs_size: u32,
+    /// `pt_regs.orig_ax` (x86_64) or `pt_regs.syscallno` (aarch64): the syscall in progress.
+    pub pt_regs_syscall: u32,
+    /// Kernel stack size (THREAD_SIZE).
+    pub thread_size: u32,
+    /// `task_struct.real_cred`: a check made with other credentials (overlayfs and access()
+    /// override them) is not the task using its own privilege.
+    pub task_real_cred: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 64);
 
 impl KernelOffsets {
     pub const fn zeroed() -> Self {
@@ -50,7 +61,11 @@ impl KernelOffsets {
             cgroup_root: 0,
             cgroup_root_hierarchy_id: 0,
             kernfs_node_id: 0,
-            _pad: 0,
+            task_stack: 0,
+            pt_regs_size: 0,
+            pt_regs_syscall: 0,
+            thread_size: 0,
+            task_real_cred: 0,
         }
     }
 }

@@ -70,6 +70,8 @@ fn fill(event: &mut ExecEvent, bprm: *const u8, offsets: &KernelOffsets) -> Opti
 /// Cheaper than the perf-event tracepoint and needs only `linux_binprm.filename`'s offset.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
+    // The container's own code starts here (even if the event below cannot be queued).
+    crate::process::setup_done((aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32);
     let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
         count_lost(kind::EXEC);
         return 0;

@@ -3,11 +3,13 @@
 #![no_std]
 #![no_main]
 
+mod capability;
 mod cgroup;
 mod exec;
 mod maps;
 mod policy;
 mod probe;
+mod process;
 mod task;
 
 #[cfg(not(test))]

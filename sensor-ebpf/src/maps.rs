@@ -2,9 +2,13 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf, lpm_trie::Key, ring_buf::RingBufEntry},
+    maps::{
+        Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf, lpm_trie::Key,
+        ring_buf::RingBufEntry,
+    },
 };
 use sensor_common::{
+    capability::{CapKey, CapRuleset},
     kind,
     policy::{CgroupPolicy, ExecKeyData, ExecRuleset, ExecValue, PolicyConfig},
 };
@@ -95,3 +99,19 @@ pub struct ExecScratch {
 
 #[map]
 pub static EXEC_SCRATCH: PerCpuArray<ExecScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Capability checks per (cgroup, capability, syscall, granted, quiet): how many. The first
+/// of each is an event; the daemon reads the counts and writes summaries.
+#[map]
+pub static CAP_SEEN: PerCpuHashMap<CapKey, u64> =
+    PerCpuHashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+
+/// Ruleset id → capability actions.
+#[map]
+pub static CAP_RULESETS: HashMap<u32, CapRuleset> =
+    HashMap::with_max_entries(16_384, BPF_F_NO_PREALLOC);
+
+/// Processes (tgid) a host process moved into a cgroup that have not exec'd since: a container
+/// runtime setting a container up (`process.rs`). LRU: a leaked entry ages out.
+#[map]
+pub static RUNTIME_SETUP: LruHashMap<u32, u8> = LruHashMap::with_max_entries(65_536, 0);

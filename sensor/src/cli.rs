@@ -102,6 +102,10 @@ struct RunArgs {
     /// daemon reads it (violations and new containers wake it at once).
     #[arg(long, default_value_t = 100)]
     batch_ms: u64,
+    /// Seconds between summaries of repeated capability checks (each first check is reported
+    /// at once).
+    #[arg(long, default_value_t = 10)]
+    summary_interval_s: u64,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464; port 0 picks one).
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
@@ -168,6 +172,7 @@ pub fn main() -> ExitCode {
             btf: args.btf,
             ring_buffer_mib: args.ring_buffer_mib,
             batch: Duration::from_millis(args.batch_ms.max(1)),
+            summary_interval: Duration::from_secs(args.summary_interval_s.max(1)),
             metrics_addr: args.metrics_addr,
             output: args.output,
             sockets: args.runtimes.sockets(),

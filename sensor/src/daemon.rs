@@ -51,6 +51,8 @@ pub struct RunOptions {
     pub policy: Option<PathBuf>,
     /// `--mode`: overrides the policy file's mode.
     pub mode: Option<crate::policy::Mode>,
+    /// How often repeated capability checks are summarised.
+    pub summary_interval: Duration,
 }
 
 /// Body of `"kind": "sensor"` lines.
@@ -140,6 +142,7 @@ async fn run_async(
     let mut loaded = loader::load(&loader::LoadOptions {
         btf_path: opts.btf.clone(),
         lsm: features.ok("lsm"),
+        cap_tracepoint: features.ok("tracepoint_cap_capable"),
         ring_buffer_bytes: ring_bytes,
     })?;
     if !loaded.missing_offsets.is_empty() {
@@ -207,6 +210,11 @@ async fn run_async(
     let lost_map: PerCpuArray<MapData, u64> =
         PerCpuArray::try_from(loaded.ebpf.take_map("LOST").context("LOST map missing")?)?;
     let mut reader = Reader::new(ring).context("polling the ring buffer")?;
+    let cap_seen = loaded
+        .ebpf
+        .take_map("CAP_SEEN")
+        .map(aya::maps::PerCpuHashMap::try_from)
+        .transpose()?;
 
     let sink: Box<dyn std::io::Write> = match &opts.output {
         Some(path) => Box::new(
@@ -225,6 +233,7 @@ async fn run_async(
         opts.metadata_wait,
     );
     pipeline.update_container_gauge();
+    pipeline.summaries = cap_seen.map(crate::summaries::CapSummaries::new);
     // Containers found by the walk are containers for the kernel from now on (host rules stop
     // applying to them); their rules follow with their metadata.
     pipeline.engine = Some(engine);
@@ -308,6 +317,8 @@ async fn run_async(
     let mut last_hash = source.hash();
     let mut reload_at: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut summary = tokio::time::interval(opts.summary_interval);
+    summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch = tokio::time::interval(opts.batch);
     batch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reported_lost = 0;
@@ -319,6 +330,16 @@ async fn run_async(
             _ = batch.tick() => {
                 pipeline.expire().context("writing events")?;
                 true
+            }
+            _ = summary.tick() => {
+                // Events first, so that a check's first event precedes its summary.
+                drain_into(&mut reader, &mut records, &metrics);
+                for event in records.drain(..) {
+                    pipeline.handle(event).context("writing events")?;
+                }
+                pipeline.write_summaries(None).context("writing events")?;
+                pipeline.sink.flush().context("writing events")?;
+                false
             }
             Some(cgroup_id) = fetched_rx.recv() => {
                 pipeline.fetched(cgroup_id).context("writing events")?;
@@ -399,6 +420,7 @@ async fn run_async(
         pipeline.handle(event).context("writing events")?;
     }
     pipeline.release_all().context("writing events")?;
+    pipeline.write_summaries(None).context("writing events")?;
     let lost = refresh_lost(&lost_map, &metrics);
     drop(reader);
     drop(lost_map);

@@ -15,3 +15,4 @@ pub mod output;
 pub mod pipeline;
 pub mod policy;
 pub mod probe;
+pub mod summaries;

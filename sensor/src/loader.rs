@@ -7,7 +7,7 @@ use aya::{
     Ebpf, EbpfLoader,
     programs::{ProgramError, RawTracePoint},
 };
-use sensor_common::offsets::KernelOffsets;
+use sensor_common::{capability::CapTracepoint, offsets::KernelOffsets};
 
 use crate::kernel::{self, Btf};
 
@@ -17,7 +17,13 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 /// Raw tracepoints the daemon always attaches: (program name = tracepoint name). The cgroup
 /// hooks come first so that no container cgroup can appear unseen between them and the exec
 /// hook.
-pub const RAW_TRACEPOINTS: &[&str] = &["cgroup_mkdir", "cgroup_rmdir", "sched_process_exec"];
+pub const RAW_TRACEPOINTS: &[&str] = &[
+    "cgroup_mkdir",
+    "cgroup_rmdir",
+    "cgroup_attach_task",
+    "sched_process_fork",
+    "sched_process_exec",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -40,7 +46,7 @@ pub enum LoadError {
 }
 
 /// Describes a program error in one line: a failed load names the errno and the verifier's last
-/// lines instead of dumping the whole log.
+/// lines instead of dumping the whole log (set SENSOR_VERIFIER_LOG=1 for all of it).
 pub fn describe(err: &ProgramError) -> String {
     match err {
         ProgramError::LoadError {
@@ -48,6 +54,9 @@ pub fn describe(err: &ProgramError) -> String {
             verifier_log,
         } => {
             let log = verifier_log.to_string();
+            if std::env::var_os("SENSOR_VERIFIER_LOG").is_some() {
+                return format!("the kernel refused to load it: {io_error}; verifier log:\n{log}");
+            }
             let tail: Vec<&str> = log
                 .lines()
                 .filter(|l| !l.trim().is_empty())
@@ -81,6 +90,8 @@ pub struct LoadOptions {
     pub btf_path: PathBuf,
     /// Attach the BPF LSM programs (the kernel allows them: `sensor probe`).
     pub lsm: bool,
+    /// Attach `capability:cap_capable` (the kernel has it).
+    pub cap_tracepoint: bool,
     /// Size of the event ring buffer; a power of two multiple of the page size.
     pub ring_buffer_bytes: u32,
 }
@@ -101,10 +112,19 @@ pub fn read_btf(path: &Path) -> Result<Btf, LoadError> {
     })
 }
 
+/// Values the programs read from their read-only data, set before load.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Globals {
+    /// Layout of the `capability:cap_capable` record, and whether `lsm/capable` reports the
+    /// granted checks (the tracepoint then reports refusals only).
+    pub cap_tracepoint: CapTracepoint,
+}
+
 /// Creates the maps with the kernel's offsets filled in, without loading any program.
 pub fn open(
     btf: &Btf,
     ring_buffer_bytes: u32,
+    globals: Globals,
 ) -> Result<(Ebpf, KernelOffsets, Vec<&'static str>), LoadError> {
     let (offsets, missing) = kernel::resolve_offsets(btf);
     // Wake the daemon early once an eighth of the buffer is pending, well before it can fill.
@@ -112,6 +132,7 @@ pub fn open(
     let ebpf = EbpfLoader::new()
         .override_global("OFFSETS", &offsets, true)
         .override_global("WAKEUP_BYTES", &wakeup_bytes, true)
+        .override_global("CAP_TRACEPOINT", &globals.cap_tracepoint, true)
         .map_max_entries("EVENTS", ring_buffer_bytes)
         .load(OBJECT)?;
     Ok((ebpf, offsets, missing))
@@ -120,11 +141,37 @@ pub fn open(
 /// Loads and attaches the always-on programs.
 pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let btf = read_btf(&opts.btf_path)?;
-    let (mut ebpf, offsets, missing_offsets) = open(&btf, opts.ring_buffer_bytes)?;
+    let mut globals = Globals::default();
+    let cap_fields = opts
+        .cap_tracepoint
+        .then(|| crate::kernel::tracefs::field_offsets("capability", "cap_capable"))
+        .flatten();
+    if let Some(f) = &cap_fields {
+        globals.cap_tracepoint = CapTracepoint {
+            cred: f.get("cred").copied().unwrap_or(8),
+            cap: f.get("cap").copied().unwrap_or(32),
+            ret: f.get("ret").copied().unwrap_or(36),
+            refused_only: u32::from(opts.lsm),
+        };
+    }
+    let (mut ebpf, offsets, missing_offsets) = open(&btf, opts.ring_buffer_bytes, globals)?;
     let mut attached = Vec::new();
     for &name in RAW_TRACEPOINTS {
         attach_raw_tracepoint(&mut ebpf, name, name)?;
         attached.push(name);
+    }
+    if cap_fields.is_some() {
+        let prog: &mut aya::programs::TracePoint = ebpf
+            .program_mut("cap_capable")
+            .ok_or_else(|| LoadError::MissingProgram {
+                name: "cap_capable".into(),
+            })?
+            .try_into()
+            .map_err(|e: ProgramError| program_error("cap_capable", &e))?;
+        prog.load().map_err(|e| program_error("cap_capable", &e))?;
+        prog.attach("capability", "cap_capable")
+            .map_err(|e| program_error("cap_capable", &e))?;
+        attached.push("cap_capable");
     }
     if opts.lsm {
         let kernel_btf = aya::Btf::from_sys_fs().map_err(|e| LoadError::Program {
@@ -145,7 +192,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
 }
 
 /// BPF LSM programs (program name = hook name), attached where the kernel allows them.
-pub const LSM_HOOKS: &[&str] = &["bprm_check_security"];
+pub const LSM_HOOKS: &[&str] = &["bprm_check_security", "capable"];
 
 fn attach_lsm(ebpf: &mut Ebpf, hook: &str, btf: &aya::Btf) -> Result<(), LoadError> {
     let prog: &mut aya::programs::Lsm = ebpf

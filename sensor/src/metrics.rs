@@ -32,6 +32,8 @@ pub struct Metrics {
     pub lines: AtomicU64,
     /// First events of new containers that went out before their metadata arrived.
     pub metadata_late: AtomicU64,
+    /// Capability checks of containers reported in summaries (beyond each first event).
+    pub capability_checks: AtomicU64,
     /// Runtime API endpoints, for their health.
     pub runtimes: OnceLock<Vec<Arc<Endpoint>>>,
     /// Verdicts per policy rule name.
@@ -143,6 +145,12 @@ impl Metrics {
                 "counter",
                 "First events of new containers written before their metadata arrived.",
                 one(&self.metadata_late),
+            ),
+            (
+                "sensor_capability_checks_summarised_total",
+                "counter",
+                "Repeated capability checks counted in the kernel and reported in summaries.",
+                one(&self.capability_checks),
             ),
             (
                 "sensor_enrichment_errors_total",

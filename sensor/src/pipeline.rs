@@ -18,16 +18,24 @@ use serde_json::Value;
 
 use crate::{
     containers::{Attribution, Container, Registry, enrich::MetaState},
-    events::{Event, exec::Exec},
+    events::{Event, capability::Capability, exec::Exec},
     metrics::Metrics,
-    output::{ContainerBody, ExecBody, Line, PolicyBody, Process, Sink, VerdictView, time::Clock},
-    policy::{self, Action, Mode, compile::Subject, engine::Engine},
+    output::{
+        CapabilityBody, CapabilityView, ContainerBody, ExecBody, Line, PolicyBody, Process,
+        ProcessRef, Sink, VerdictView, time::Clock,
+    },
+    policy::{
+        self, Action, Mode,
+        compile::Subject,
+        engine::Engine,
+        names::{self, Arch},
+    },
 };
 
 /// Events of one container waiting for its metadata.
 struct Held {
     deadline: Instant,
-    events: Vec<Exec>,
+    events: Vec<Event>,
 }
 
 pub struct Pipeline<S: Sink> {
@@ -38,6 +46,10 @@ pub struct Pipeline<S: Sink> {
     /// Longest a new container's events wait for its metadata.
     pub metadata_wait: Duration,
     held: HashMap<u64, Held>,
+    /// Executable of each recently exec'd pid, for non-exec events.
+    exes: ExeCache,
+    /// Counts of repeated capability checks.
+    pub summaries: Option<crate::summaries::CapSummaries>,
     /// The policy in force; `None` when the kernel's policy maps are not in use.
     pub engine: Option<Engine>,
 }
@@ -56,6 +68,8 @@ impl<S: Sink> Pipeline<S> {
             metrics,
             metadata_wait,
             held: HashMap::new(),
+            exes: ExeCache::default(),
+            summaries: None,
             engine: None,
         }
     }
@@ -68,11 +82,15 @@ impl<S: Sink> Pipeline<S> {
 
     pub fn handle(&mut self, event: Event) -> io::Result<()> {
         match event {
-            Event::Exec(exec) => {
-                self.metrics.events[kind::EXEC as usize].fetch_add(1, Relaxed);
-                let cgroup_id = exec.header.cgroup_id;
+            Event::Exec(_) | Event::Capability(_) => {
+                let kind = match &event {
+                    Event::Exec(_) => kind::EXEC,
+                    _ => kind::CAPABILITY,
+                };
+                self.metrics.events[kind as usize].fetch_add(1, Relaxed);
+                let cgroup_id = event.header().cgroup_id;
                 if let Some(held) = self.held.get_mut(&cgroup_id) {
-                    held.events.push(exec);
+                    held.events.push(event);
                     return Ok(());
                 }
                 let attribution = self.registry.lookup(cgroup_id);
@@ -84,12 +102,12 @@ impl<S: Sink> Pipeline<S> {
                         cgroup_id,
                         Held {
                             deadline: Instant::now() + self.metadata_wait,
-                            events: vec![exec],
+                            events: vec![event],
                         },
                     );
                     return Ok(());
                 }
-                self.write_exec(&exec, attribution)?;
+                self.write_event(&event, attribution)?;
             }
             Event::CgroupMkdir(c) => {
                 self.metrics.events[kind::CGROUP_MKDIR as usize].fetch_add(1, Relaxed);
@@ -109,6 +127,11 @@ impl<S: Sink> Pipeline<S> {
             Event::CgroupRmdir(c) => {
                 self.metrics.events[kind::CGROUP_RMDIR as usize].fetch_add(1, Relaxed);
                 self.release(c.id)?;
+                // Its last counts, then forget them.
+                self.write_summaries(Some(c.id))?;
+                if let Some(summaries) = &mut self.summaries {
+                    summaries.forget_cgroup(c.id);
+                }
                 if let Some(engine) = &mut self.engine {
                     engine.container_gone(c.id);
                 }
@@ -123,8 +146,17 @@ impl<S: Sink> Pipeline<S> {
         Ok(())
     }
 
-    fn write_exec(&mut self, exec: &Exec, attribution: Attribution) -> io::Result<()> {
-        let container = match attribution {
+    fn write_event(&mut self, event: &Event, attribution: Attribution) -> io::Result<()> {
+        match event {
+            Event::Exec(e) => self.write_exec(e, attribution),
+            Event::Capability(c) => self.write_capability(c, attribution),
+            Event::CgroupMkdir(_) | Event::CgroupRmdir(_) => Ok(()),
+        }
+    }
+
+    /// The container of an event (announced first), or `None` for the host.
+    fn container_of(&mut self, attribution: Attribution) -> io::Result<Option<Arc<Container>>> {
+        Ok(match attribution {
             Attribution::Host => None,
             Attribution::Unknown => {
                 self.metrics.unresolved_cgroups.fetch_add(1, Relaxed);
@@ -134,7 +166,96 @@ impl<S: Sink> Pipeline<S> {
                 self.announce(&c)?;
                 Some(c)
             }
+        })
+    }
+
+    fn write_capability(&mut self, cap: &Capability, attribution: Attribution) -> io::Result<()> {
+        let container = self.container_of(attribution)?;
+        let time = self.clock.rfc3339(cap.header.ktime_ns);
+        let verdict = self.verdict(&cap.header, cap.verdict);
+        let exe = self.exes.get(cap.header.pid);
+        let body = CapabilityBody {
+            capability: CapabilityView {
+                name: names::capability_name(cap.cap),
+                granted: cap.granted,
+                quiet: cap.quiet,
+                count: 1,
+            },
+            syscall: syscall_name(cap.syscall),
+            process: Some(ProcessRef {
+                pid: cap.header.pid,
+                ppid: cap.header.ppid,
+                uid: cap.header.uid,
+                gid: cap.header.gid,
+                comm: &cap.header.comm,
+                exe: exe.as_deref(),
+            }),
+            container: container.as_deref().map(Container::view),
+            verdict,
+            summary: false,
         };
+        self.write("capability", &time, body)
+    }
+
+    /// Summary lines for the capability checks counted since the last ones (of one cgroup, or
+    /// of all).
+    pub fn write_summaries(&mut self, only_cgroup: Option<u64>) -> io::Result<()> {
+        let Some(summaries) = &mut self.summaries else {
+            return Ok(());
+        };
+        let deltas = summaries.collect(only_cgroup);
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let time = self.clock.now_rfc3339();
+        for (key, count) in deltas {
+            let container = self.registry.container(key.cgroup_id).cloned();
+            let verdict = match (&self.engine, key.granted != 0 && key.quiet == 0) {
+                (Some(engine), true) => engine.capability_rule(key.cgroup_id, u32::from(key.cap)),
+                _ => None,
+            };
+            let mode = self.engine.as_ref().map(|e| e.mode());
+            let verdict = verdict.map(|(name, action)| {
+                let enforce = mode == Some(Mode::Enforce);
+                VerdictView {
+                    rule: intern(&name),
+                    action: if enforce {
+                        action.as_str()
+                    } else {
+                        Action::Audit.as_str()
+                    },
+                    would: (!enforce && action != Action::Audit).then(|| action.as_str()),
+                    mode: if enforce {
+                        Mode::Enforce.as_str()
+                    } else {
+                        Mode::Audit.as_str()
+                    },
+                    enforced: None,
+                    enforced_by: None,
+                }
+            });
+            let body = CapabilityBody {
+                capability: CapabilityView {
+                    name: names::capability_name(u32::from(key.cap)),
+                    granted: key.granted != 0,
+                    quiet: key.quiet != 0,
+                    count,
+                },
+                syscall: syscall_name(key.syscall),
+                process: None,
+                container: container.as_deref().map(Container::view),
+                verdict,
+                summary: true,
+            };
+            self.metrics.capability_checks.fetch_add(count, Relaxed);
+            self.write("capability", &time, body)?;
+        }
+        Ok(())
+    }
+
+    fn write_exec(&mut self, exec: &Exec, attribution: Attribution) -> io::Result<()> {
+        self.exes.insert(exec.header.pid, &exec.filename);
+        let container = self.container_of(attribution)?;
         let time = self.clock.rfc3339(exec.header.ktime_ns);
         let verdict = self.verdict(&exec.header, exec.verdict);
         let body = ExecBody {
@@ -207,9 +328,9 @@ impl<S: Sink> Pipeline<S> {
         let Some(held) = self.held.remove(&cgroup_id) else {
             return Ok(());
         };
-        for exec in held.events {
+        for event in held.events {
             let attribution = self.registry.lookup(cgroup_id);
-            self.write_exec(&exec, attribution)?;
+            self.write_event(&event, attribution)?;
         }
         Ok(())
     }
@@ -441,4 +562,37 @@ fn intern(name: &str) -> &'static str {
     let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
     set.insert(leaked);
     leaked
+}
+
+/// Syscall name of a number on this architecture.
+fn syscall_name(nr: i32) -> Option<&'static str> {
+    u32::try_from(nr)
+        .ok()
+        .and_then(|nr| names::syscall_name(Arch::native(), nr))
+}
+
+/// pid → executable of its last exec, bounded (oldest dropped first).
+#[derive(Default)]
+struct ExeCache {
+    by_pid: HashMap<u32, Arc<str>>,
+    order: std::collections::VecDeque<u32>,
+}
+
+impl ExeCache {
+    const CAPACITY: usize = 32_768;
+
+    fn insert(&mut self, pid: u32, exe: &str) {
+        if self.by_pid.insert(pid, Arc::from(exe)).is_none() {
+            self.order.push_back(pid);
+            if self.order.len() > Self::CAPACITY
+                && let Some(old) = self.order.pop_front()
+            {
+                self.by_pid.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, pid: u32) -> Option<Arc<str>> {
+        self.by_pid.get(&pid).cloned()
+    }
 }

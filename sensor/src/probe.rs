@@ -145,7 +145,7 @@ pub fn run(btf_path: &Path) -> Report {
         Err(format!("{} is missing", btf_path.display()))
     };
     let opened = btf.as_ref().map_err(Clone::clone).and_then(|btf| {
-        loader::open(btf, 4096)
+        loader::open(btf, 4096, loader::Globals::default())
             .map(|(ebpf, _, _)| ebpf)
             .map_err(|e| e.to_string())
     });

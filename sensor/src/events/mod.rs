@@ -1,6 +1,7 @@
 //! Ring-buffer records → typed events. Decoders take `&[u8]` and never touch the kernel, so
 //! they are unit-tested with hand-made records.
 
+pub mod capability;
 pub mod cgroup;
 pub mod exec;
 pub mod reader;
@@ -27,6 +28,17 @@ pub enum Event {
     Exec(exec::Exec),
     CgroupMkdir(cgroup::Cgroup),
     CgroupRmdir(cgroup::Cgroup),
+    Capability(capability::Capability),
+}
+
+impl Event {
+    pub fn header(&self) -> &Header {
+        match self {
+            Self::Exec(e) => &e.header,
+            Self::CgroupMkdir(c) | Self::CgroupRmdir(c) => &c.header,
+            Self::Capability(c) => &c.header,
+        }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -100,6 +112,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         kind::EXEC => exec::decode(bytes).map(Event::Exec),
         kind::CGROUP_MKDIR => cgroup::decode(bytes).map(Event::CgroupMkdir),
         kind::CGROUP_RMDIR => cgroup::decode(bytes).map(Event::CgroupRmdir),
+        kind::CAPABILITY => capability::decode(bytes).map(Event::Capability),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }

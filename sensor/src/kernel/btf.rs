@@ -59,8 +59,10 @@ struct Member {
 #[derive(Clone, Debug)]
 enum Type {
     /// Struct or union with its members.
+    /// Struct or union: members and size in bytes.
     Composite {
         name_off: u32,
+        size: u32,
         members: Vec<Member>,
     },
     Func {
@@ -144,7 +146,11 @@ impl Btf {
                         });
                     }
                     pos += vlen * 12;
-                    Type::Composite { name_off, members }
+                    Type::Composite {
+                        name_off,
+                        size: size_or_type,
+                        members,
+                    }
                 }
                 KIND_FUNC => Type::Func { name_off },
                 KIND_INT | KIND_VAR | KIND_DECL_TAG => {
@@ -213,6 +219,14 @@ impl Btf {
     /// Whether the kernel has a function of this name (for fentry and LSM attach points).
     pub fn has_func(&self, name: &str) -> bool {
         self.funcs.contains_key(name)
+    }
+
+    /// Size in bytes of struct or union `name`.
+    pub fn struct_size(&self, name: &str) -> Option<u32> {
+        match self.types.get(*self.struct_by_name.get(name)? as usize)? {
+            Type::Composite { size, .. } => Some(*size),
+            _ => None,
+        }
     }
 
     /// Byte offset of `member` in struct or union `composite`, looking through anonymous
@@ -336,6 +350,7 @@ mod tests {
         assert_eq!(btf.member_offset("outer", "b"), Some(8));
         assert_eq!(btf.member_offset("outer", "c"), None);
         assert_eq!(btf.member_offset("nope", "a"), None);
+        assert_eq!(btf.struct_size("outer"), Some(16));
         assert!(btf.has_func("do_thing"));
         assert!(!btf.has_func("outer"));
     }

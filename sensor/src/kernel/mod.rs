@@ -2,6 +2,7 @@
 
 pub mod btf;
 pub mod preflight;
+pub mod tracefs;
 
 use sensor_common::offsets::KernelOffsets;
 
@@ -30,8 +31,21 @@ pub fn resolve_offsets(btf: &Btf) -> (KernelOffsets, Vec<&'static str>) {
         cgroup_root: get("cgroup", "root", "cgroup.root"),
         cgroup_root_hierarchy_id: get("cgroup_root", "hierarchy_id", "cgroup_root.hierarchy_id"),
         kernfs_node_id: get("kernfs_node", "id", "kernfs_node.id"),
-        _pad: 0,
+        task_stack: get("task_struct", "stack", "task_struct.stack"),
+        pt_regs_size: btf.struct_size("pt_regs").unwrap_or(0),
+        pt_regs_syscall: if cfg!(target_arch = "aarch64") {
+            get("pt_regs", "syscallno", "pt_regs.syscallno")
+        } else {
+            get("pt_regs", "orig_ax", "pt_regs.orig_ax")
+        },
+        // THREAD_SIZE of x86_64 and arm64 (4 KiB pages) kernels without KASAN: distribution
+        // kernels. A KASAN kernel doubles it and syscall names read as unknown there.
+        thread_size: 16 * 1024,
+        task_real_cred: get("task_struct", "real_cred", "task_struct.real_cred"),
     };
+    if offsets.pt_regs_size == 0 {
+        missing.push("sizeof(pt_regs)");
+    }
     (offsets, missing)
 }
 

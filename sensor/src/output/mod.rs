@@ -28,6 +28,47 @@ pub struct Process<'a> {
     pub args: &'a [String],
 }
 
+/// A process as non-exec events show it: the executable is the last one the sensor saw it
+/// exec (absent for processes that started before the sensor).
+#[derive(Serialize)]
+pub struct ProcessRef<'a> {
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub struct CapabilityView {
+    /// `CAP_SYS_ADMIN`.
+    pub name: String,
+    pub granted: bool,
+    /// A check the kernel makes without auditing it (not a use).
+    pub quiet: bool,
+    /// Checks this line stands for: 1 for a first occurrence or an enforced violation, the
+    /// number of repeats since the last summary for a summary.
+    pub count: u64,
+}
+
+/// Body of `"kind": "capability"` lines.
+#[derive(Serialize)]
+pub struct CapabilityBody<'a> {
+    pub capability: CapabilityView,
+    /// The syscall in progress (`mount`), `null` outside any syscall.
+    pub syscall: Option<&'static str>,
+    /// Absent on summaries (they aggregate every process of the container).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessRef<'a>>,
+    pub container: Option<ContainerView<'a>>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<VerdictView<'a>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub summary: bool,
+}
+
 /// Body of `"kind": "exec"` lines.
 #[derive(Serialize)]
 pub struct ExecBody<'a> {

@@ -42,7 +42,7 @@ pub fn run(btf: &std::path::Path, rules: usize, containers: usize) -> anyhow::Re
     let parse_ms = started.elapsed().as_secs_f64() * 1e3;
 
     let btf = loader::read_btf(btf)?;
-    let (mut ebpf, _, _) = loader::open(&btf, 4096)?;
+    let (mut ebpf, _, _) = loader::open(&btf, 4096, loader::Globals::default())?;
     let installer = Installer::from_ebpf(&mut ebpf)?;
     let empty = parse_source(&Source {
         origin: "<empty>".into(),

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use sensor_common::capability::CapRuleset;
 use sensor_common::policy::{
     ACTION_BLOCK, ACTION_KILL, ACTION_NONE, EXEC_PATH_LEN, ExecKeyData, ExecRuleset, ExecValue,
     MAX_ALLOW_RULES, RULE_ALLOW_LIST,
@@ -101,6 +102,8 @@ pub struct Ruleset {
     /// Indices of the rules it applies.
     pub rules: Vec<usize>,
     pub exec: ExecEntries,
+    /// Capability actions, when a capability rule applies.
+    pub caps: Option<CapRuleset>,
 }
 
 /// Compile errors: conditions only a particular container set reveals.
@@ -150,7 +153,9 @@ impl Compiler {
         self.policy_rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.exec.is_some() && r.selector.matches(subject))
+            .filter(|(_, r)| {
+                (r.exec.is_some() || r.capabilities.is_some()) && r.selector.matches(subject)
+            })
             .map(|(i, _)| i)
             .collect()
     }
@@ -167,9 +172,17 @@ impl Compiler {
         }
         let id = self.next_id;
         let exec = self.exec_entries(id, &rules)?;
+        let caps = self.cap_ruleset(&rules);
         self.next_id += 1;
-        self.by_rules
-            .insert(rules.clone(), Ruleset { id, rules, exec });
+        self.by_rules.insert(
+            rules.clone(),
+            Ruleset {
+                id,
+                rules,
+                exec,
+                caps,
+            },
+        );
         Ok((id, true))
     }
 
@@ -179,6 +192,48 @@ impl Compiler {
 
     pub fn rulesets(&self) -> impl Iterator<Item = &Ruleset> {
         self.by_rules.values()
+    }
+
+    /// Per capability, the strongest action of the rules denying it (an allow-list denies every
+    /// capability it does not name).
+    fn cap_ruleset(&self, rules: &[usize]) -> Option<CapRuleset> {
+        let mut action = [ACTION_NONE; 64];
+        let mut rule_of = [0u32; 64];
+        let mut any = false;
+        for &ri in rules {
+            let rule = &self.policy_rules[ri];
+            let Some(list) = &rule.capabilities else {
+                continue;
+            };
+            let denied: Vec<u32> = match list {
+                List::Deny(caps) => caps.clone(),
+                List::Allow(caps) => (0..super::names::CAPABILITIES.len() as u32)
+                    .filter(|c| !caps.contains(c))
+                    .collect(),
+            };
+            for cap in denied.into_iter().filter(|c| *c < 64) {
+                let code = rule.action.code();
+                if code > action[cap as usize] {
+                    action[cap as usize] = code;
+                    rule_of[cap as usize] = ri as u32;
+                }
+                any = true;
+            }
+        }
+        any.then(|| {
+            let mut rs = CapRuleset::empty();
+            for (cap, a) in action.iter().enumerate() {
+                let bit = 1u64 << cap;
+                match *a {
+                    ACTION_KILL => rs.kill |= bit,
+                    ACTION_BLOCK => rs.block |= bit,
+                    sensor_common::policy::ACTION_AUDIT => rs.audit |= bit,
+                    _ => continue,
+                }
+                rs.rule[cap] = rule_of[cap];
+            }
+            rs
+        })
     }
 
     fn exec_entries(&self, id: u32, rules: &[usize]) -> Result<ExecEntries, CompileError> {
@@ -327,6 +382,26 @@ pub fn render(plan: &Plan) -> String {
             "ruleset {} rules {:?} allow_required {:#x}",
             rs.id, rs.rules, rs.exec.header.allow_required
         );
+        if let Some(caps) = &rs.caps {
+            for cap in 0..64u32 {
+                let bit = 1u64 << cap;
+                let a = if caps.kill & bit != 0 {
+                    "kill"
+                } else if caps.block & bit != 0 {
+                    "block"
+                } else if caps.audit & bit != 0 {
+                    "audit"
+                } else {
+                    continue;
+                };
+                let _ = writeln!(
+                    out,
+                    "  capability {} {a} rule {}",
+                    super::names::capability_name(cap),
+                    caps.rule[cap as usize]
+                );
+            }
+        }
         for (b, rule) in rs.exec.allow_rules.iter().enumerate() {
             let _ = writeln!(
                 out,

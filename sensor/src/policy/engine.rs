@@ -131,6 +131,29 @@ impl Engine {
         Ok(id)
     }
 
+    /// The rule and action capability `cap` gets in `cgroup` under the current policy.
+    pub fn capability_rule(&self, cgroup: u64, cap: u32) -> Option<(String, super::Action)> {
+        let id = *self.cgroups.get(&cgroup)?;
+        let rs = self.current.compiler.ruleset(id)?;
+        let caps = rs.caps.as_ref()?;
+        let bit = 1u64 << (cap & 63);
+        let action = if caps.kill & bit != 0 {
+            super::Action::Kill
+        } else if caps.block & bit != 0 {
+            super::Action::Block
+        } else if caps.audit & bit != 0 {
+            super::Action::Audit
+        } else {
+            return None;
+        };
+        let rule = self
+            .current
+            .compiler
+            .rules
+            .get(caps.rule[(cap & 63) as usize] as usize)?;
+        Some((rule.name.clone(), action))
+    }
+
     pub fn container_gone(&mut self, cgroup: u64) {
         if self.cgroups.remove(&cgroup).is_some() {
             self.installer.remove_cgroup(cgroup);

@@ -5,7 +5,10 @@ use aya::{
     Ebpf,
     maps::{Array, HashMap, LpmTrie, MapData, MapError, lpm_trie::Key},
 };
-use sensor_common::policy::{CgroupPolicy, ExecKeyData, ExecRuleset, ExecValue, PolicyConfig};
+use sensor_common::{
+    capability::CapRuleset,
+    policy::{CgroupPolicy, ExecKeyData, ExecRuleset, ExecValue, PolicyConfig},
+};
 
 use super::compile::Ruleset;
 
@@ -27,6 +30,7 @@ pub struct Installer {
     prefix: LpmTrie<MapData, ExecKeyData, ExecValue>,
     suffix: LpmTrie<MapData, ExecKeyData, ExecValue>,
     rulesets: HashMap<MapData, u32, ExecRuleset>,
+    caps: HashMap<MapData, u32, CapRuleset>,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
@@ -46,6 +50,7 @@ impl Installer {
             prefix: take(ebpf, "EXEC_PREFIX")?,
             suffix: take(ebpf, "EXEC_SUFFIX")?,
             rulesets: take(ebpf, "EXEC_RULESETS")?,
+            caps: take(ebpf, "CAP_RULESETS")?,
         })
     }
 
@@ -74,6 +79,11 @@ impl Installer {
                 .insert(rs.id, rs.exec.header, 0)
                 .map_err(map_err("EXEC_RULESETS"))?;
         }
+        if let Some(caps) = &rs.caps {
+            self.caps
+                .insert(rs.id, caps, 0)
+                .map_err(map_err("CAP_RULESETS"))?;
+        }
         Ok(())
     }
 
@@ -86,6 +96,7 @@ impl Installer {
             let _ = self.suffix.remove(&Key::new(*len, *data));
         }
         let _ = self.rulesets.remove(&rs.id);
+        let _ = self.caps.remove(&rs.id);
     }
 
     /// Sets the ruleset of `cgroup` in generation `slot`, keeping the other slot.

@@ -409,7 +409,7 @@ impl Parser {
                 format!("{what} controls nothing: give it `capabilities`, `syscalls`, `exec` or `posture`"),
             );
         }
-        for kind in ["capabilities", "syscalls"] {
+        for kind in ["syscalls"] {
             if let Some(n) = map.get_node(kind) {
                 self.warn(
                     n.span(),

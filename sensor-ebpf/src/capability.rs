@@ -1,0 +1,256 @@
+//! Capability checks: `lsm/capable` where BPF LSM runs (sees the kernel's no-audit option and
+//! can refuse with EPERM), the `capability:cap_capable` tracepoint elsewhere and for refused
+//! checks (the capability LSM refuses before the BPF LSM hook is called).
+//!
+//! Every check of a container is counted per (cgroup, capability, syscall, granted, quiet) in
+//! `CAP_SEEN`; the first of each is an event, an enforced violation always is.
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{bpf_get_current_cgroup_id, generated::bpf_send_signal},
+    macros::{lsm, tracepoint},
+    programs::{LsmContext, TracePointContext},
+};
+use sensor_common::{
+    capability::{
+        CAP_MAX, CAP_OPT_NOAUDIT, CapKey, CapTracepoint, CapabilityEvent, SOURCE_LSM,
+        SOURCE_TRACEPOINT,
+    },
+    kind,
+    policy::{
+        ACTION_AUDIT, ACTION_BLOCK, ACTION_KILL, ACTION_NONE, ENFORCED_LSM, ENFORCED_SIGNAL,
+        Verdict,
+    },
+};
+
+use crate::{
+    maps::{CAP_RULESETS, CAP_SEEN, CGROUP_POLICY, EVENTS, Urgency, count_lost, submit},
+    policy,
+    task::{current_syscall, current_task, fill_header, offsets, read_field},
+};
+
+/// Field offsets of the tracepoint (from its tracefs format) and which checks it reports.
+#[unsafe(no_mangle)]
+static CAP_TRACEPOINT: CapTracepoint = CapTracepoint {
+    cred: 8,
+    cap: 32,
+    ret: 36,
+    refused_only: 0,
+};
+
+const CAP_SYS_ADMIN: u32 = 21;
+const EPERM: i32 = 1;
+const SIGKILL: u32 = 9;
+
+// x86_64 syscall numbers whose CAP_SYS_ADMIN checks are asked with CAP_OPT_NOAUDIT, which the
+// tracepoint cannot see: memory accounting (`cap_vm_enough_memory` in mmap, mprotect, brk,
+// mremap, clone, fork, vfork, execve, execveat, clone3) and seccomp's own check.
+#[cfg(bpf_target_arch = "x86_64")]
+const VM_ACCOUNTING: [i32; 11] = [9, 10, 12, 25, 56, 57, 58, 59, 322, 435, 317];
+// aarch64: mmap, mprotect, brk, mremap, clone, execve, execveat, clone3, seccomp.
+#[cfg(not(bpf_target_arch = "x86_64"))]
+const VM_ACCOUNTING: [i32; 11] = [222, 226, 214, 216, 220, 221, 281, 435, 277, -2, -2];
+
+/// The tracepoint's stand-in for CAP_OPT_NOAUDIT: CAP_SYS_ADMIN asked during a syscall that
+/// accounts memory (mmap, brk, mremap, mprotect, fork/clone, execve) or outside any syscall
+/// (a page fault growing the stack). Other no-audit checks are not recognised on this path.
+#[inline(always)]
+fn quiet_by_heuristic(cap: u32, syscall: i32) -> bool {
+    if cap != CAP_SYS_ADMIN {
+        return false;
+    }
+    if syscall < 0 {
+        return true;
+    }
+    let mut quiet = false;
+    for nr in VM_ACCOUNTING {
+        quiet |= nr == syscall;
+    }
+    quiet
+}
+
+/// Checks made with credentials other than the task's own (`override_creds`: overlayfs acting
+/// as its mounter, `access()` testing the real ids) are not the task using its privilege.
+#[inline(always)]
+fn borrowed_creds(cred: *const u8) -> bool {
+    let offsets = offsets();
+    match read_field::<*const u8>(current_task(), offsets.task_real_cred) {
+        Some(real) => real != cred,
+        None => false,
+    }
+}
+
+#[lsm(hook = "capable")]
+pub fn capable(ctx: LsmContext) -> i32 {
+    // capable(const struct cred *cred, struct user_namespace *ns, int cap, unsigned int opts)
+    let cred: *const u8 = ctx.arg(0);
+    let cap: i32 = ctx.arg(2);
+    let opts: u32 = ctx.arg(3);
+    let previous: i32 = ctx.arg(4);
+    if previous != 0 {
+        return previous;
+    }
+    // Reaching the BPF LSM means the capability LSM granted it.
+    let quiet = opts & CAP_OPT_NOAUDIT != 0 || borrowed_creds(cred);
+    on_check(&ctx, cap as u32, true, quiet, SOURCE_LSM)
+}
+
+#[tracepoint]
+pub fn cap_capable(ctx: TracePointContext) -> u32 {
+    // SAFETY: reading a static; volatile so the loader's values are used.
+    let layout = unsafe { core::ptr::read_volatile(&CAP_TRACEPOINT) };
+    // SAFETY: offsets inside the tracepoint record, from its format.
+    let (Ok(cap), Ok(ret), Ok(cred)) = (
+        unsafe { ctx.read_at::<i32>(layout.cap as usize) },
+        unsafe { ctx.read_at::<i32>(layout.ret as usize) },
+        unsafe { ctx.read_at::<*const u8>(layout.cred as usize) },
+    ) else {
+        return 0;
+    };
+    let granted = ret == 0;
+    if granted && layout.refused_only != 0 {
+        return 0;
+    }
+    let syscall = current_syscall(&offsets());
+    let quiet = granted && (quiet_by_heuristic(cap as u32, syscall) || borrowed_creds(cred));
+    on_check(&ctx, cap as u32, granted, quiet, SOURCE_TRACEPOINT);
+    0
+}
+
+/// Counts the check, applies the container's capability rules, emits what must be seen.
+/// Returns the LSM answer (0 or -EPERM).
+#[inline(always)]
+fn on_check<C: EbpfContext>(ctx: &C, cap: u32, granted: bool, quiet: bool, source: u8) -> i32 {
+    if cap > CAP_MAX {
+        return 0;
+    }
+    // SAFETY: the helper has no preconditions.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    // Containers are observed always; the host only when its rules ask.
+    // SAFETY: a hash map lookup with a valid key.
+    let container = unsafe { CGROUP_POLICY.get(cgroup_id) }.is_some();
+    let active = policy::active(cgroup_id);
+    if !container && active.is_none() {
+        return 0;
+    }
+    // The runtime setting the container up (runc init mounting, pivoting, dropping
+    // capabilities) is not the container using a capability.
+    if crate::process::in_runtime_setup(
+        (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32,
+    ) {
+        return 0;
+    }
+    let offsets = offsets();
+    let syscall = current_syscall(&offsets);
+
+    // A use (granted, not quiet) under a rule is a violation.
+    let mut verdict = Verdict::default();
+    if granted
+        && !quiet
+        && let Some(active) = &active
+    {
+        // SAFETY: a hash map lookup with a valid key.
+        if let Some(rs) = unsafe { CAP_RULESETS.get(active.ruleset) } {
+            // Mask where the verifier sees it: LLVM knows cap <= 63 from the check above and
+            // would drop a plain `& 63`, but the verifier lost that bound through a spill.
+            let index = core::hint::black_box(cap) & 63;
+            let bit = 1u64 << index;
+            let action = if rs.kill & bit != 0 {
+                ACTION_KILL
+            } else if rs.block & bit != 0 {
+                ACTION_BLOCK
+            } else if rs.audit & bit != 0 {
+                ACTION_AUDIT
+            } else {
+                ACTION_NONE
+            };
+            if action != ACTION_NONE {
+                verdict.action = action;
+                verdict.rule = rs.rule.get(index as usize).copied().unwrap_or(0);
+                verdict.ruleset = active.ruleset;
+                verdict.generation = active.generation;
+                verdict.mode = u8::from(active.enforce);
+            }
+        }
+    }
+    let mut answer = 0;
+    if verdict.mode == 1 && verdict.action >= ACTION_BLOCK {
+        if verdict.action == ACTION_BLOCK && source == SOURCE_LSM {
+            verdict.enforced = ENFORCED_LSM;
+            answer = -EPERM;
+        } else {
+            // kill, or block where no LSM hook can refuse: SIGKILL at the check.
+            // SAFETY: the helper signals the current task; no memory is involved.
+            if unsafe { bpf_send_signal(SIGKILL) } == 0 {
+                verdict.enforced = ENFORCED_SIGNAL;
+            }
+        }
+    }
+
+    let key = CapKey {
+        cgroup_id,
+        syscall,
+        cap: cap as u8,
+        granted: u8::from(granted),
+        quiet: u8::from(quiet),
+        _pad: 0,
+    };
+    // Per-CPU counters: no atomics needed (and none the 5.10 verifier lacks).
+    let first = match CAP_SEEN.get_ptr_mut(key) {
+        Some(count) => {
+            // SAFETY: this CPU's slot of a per-CPU value; no other program touches it now.
+            unsafe { *count += 1 };
+            false
+        }
+        None => {
+            if CAP_SEEN.insert(key, 1, 0).is_err() {
+                // Full: this check cannot be counted, so it is reported on its own.
+                count_lost(kind::CAPABILITY_UNAGGREGATED);
+            }
+            true
+        }
+    };
+    // Enforced violations are never aggregated away.
+    if first || verdict.enforced != 0 {
+        emit(ctx, cap, syscall, granted, quiet, source, verdict);
+    }
+    answer
+}
+
+#[inline(always)]
+fn emit<C: EbpfContext>(
+    _ctx: &C,
+    cap: u32,
+    syscall: i32,
+    granted: bool,
+    quiet: bool,
+    source: u8,
+    verdict: Verdict,
+) {
+    let Some(mut entry) = EVENTS.reserve::<CapabilityEvent>(0) else {
+        count_lost(kind::CAPABILITY);
+        return;
+    };
+    let offsets = offsets();
+    // SAFETY: the reservation is exclusively ours until submit; every field is written.
+    let event = unsafe { &mut *entry.as_mut_ptr() };
+    fill_header(
+        &mut event.header,
+        kind::CAPABILITY,
+        core::mem::size_of::<CapabilityEvent>(),
+        &offsets,
+    );
+    event.cap = cap;
+    event.syscall = syscall;
+    event.granted = u8::from(granted);
+    event.quiet = u8::from(quiet);
+    event.source = source;
+    event._pad = [0; 5];
+    event.verdict = verdict;
+    let urgency = if verdict.action != ACTION_NONE {
+        Urgency::Now
+    } else {
+        Urgency::Batch
+    };
+    submit(entry, urgency);
+}
