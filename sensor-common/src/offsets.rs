@@ -33,9 +33,10 @@ pub struct KernelOffsets {
     pub kernfs_node_id: u32,
     /// `task_struct.stack`
     pub task_stack: u32,
-    /// `sizeof(struct pt_regs)`: the registers saved at syscall entry sit at the top of the
-    /// task's kernel stack.
-    pub pt_regs_size: u32,
+    /// How far below the top of the task's kernel stack the registers saved at syscall entry
+    /// start: `sizeof(struct pt_regs)` plus the stack padding (16 bytes on x86_64 kernels built
+    /// with FRED support, whatever the CPU).
+    pub pt_regs_from_top: u32,
     /// `pt_regs.orig_ax` (x86_64) or `pt_regs.syscallno` (aarch64): the syscall in progress.
     pub pt_regs_syscall: u32,
     /// Kernel stack size (THREAD_SIZE).
@@ -62,7 +63,7 @@ impl KernelOffsets {
             cgroup_root_hierarchy_id: 0,
             kernfs_node_id: 0,
             task_stack: 0,
-            pt_regs_size: 0,
+            pt_regs_from_top: 0,
             pt_regs_syscall: 0,
             thread_size: 0,
             task_real_cred: 0,

@@ -28,9 +28,13 @@ pub struct PolicyConfig {
     pub mode: u32,
     /// Ruleset of processes outside containers (rules with `host: true`), per generation.
     pub host_ruleset: [u32; 2],
+    /// The sensor's own process: never judged by any rule (a policy denying CAP_BPF or the
+    /// sensor's container must not make it kill itself).
+    pub sensor_tgid: u32,
+    pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<PolicyConfig>() == 16);
+const _: () = assert!(core::mem::size_of::<PolicyConfig>() == 24);
 
 /// `CGROUP_POLICY[cgroup id]`: the ruleset of a container, per generation. Every container
 /// cgroup has an entry (possibly `NO_RULESET`); cgroups without one are the host's.

@@ -39,6 +39,7 @@ static CAP_TRACEPOINT: CapTracepoint = CapTracepoint {
 };
 
 const CAP_SYS_ADMIN: u32 = 21;
+const CAP_SYS_PTRACE: u32 = 19;
 const EPERM: i32 = 1;
 const SIGKILL: u32 = 9;
 
@@ -51,20 +52,29 @@ const VM_ACCOUNTING: [i32; 11] = [9, 10, 12, 25, 56, 57, 58, 59, 322, 435, 317];
 #[cfg(not(bpf_target_arch = "x86_64"))]
 const VM_ACCOUNTING: [i32; 11] = [222, 226, 214, 216, 220, 221, 281, 435, 277, -2, -2];
 
+// read, pread64, readv, preadv, preadv2: reading /proc/<pid>/stat of another user's process
+// (`ps`, `top`) asks CAP_SYS_PTRACE with CAP_OPT_NOAUDIT to decide whether to show addresses.
+#[cfg(bpf_target_arch = "x86_64")]
+const PROC_READS: [i32; 5] = [0, 17, 19, 295, 327];
+#[cfg(not(bpf_target_arch = "x86_64"))]
+const PROC_READS: [i32; 5] = [63, 67, 65, 69, 286];
+
 /// The tracepoint's stand-in for CAP_OPT_NOAUDIT: CAP_SYS_ADMIN asked during a syscall that
 /// accounts memory (mmap, brk, mremap, mprotect, fork/clone, execve) or outside any syscall
-/// (a page fault growing the stack). Other no-audit checks are not recognised on this path.
+/// (a page fault growing the stack), CAP_SYS_PTRACE asked during a read. Other no-audit
+/// checks are not recognised on this path.
 #[inline(always)]
 fn quiet_by_heuristic(cap: u32, syscall: i32) -> bool {
-    if cap != CAP_SYS_ADMIN {
-        return false;
-    }
-    if syscall < 0 {
-        return true;
-    }
     let mut quiet = false;
-    for nr in VM_ACCOUNTING {
-        quiet |= nr == syscall;
+    if cap == CAP_SYS_ADMIN {
+        quiet = syscall < 0;
+        for nr in VM_ACCOUNTING {
+            quiet |= nr == syscall;
+        }
+    } else if cap == CAP_SYS_PTRACE {
+        for nr in PROC_READS {
+            quiet |= nr == syscall;
+        }
     }
     quiet
 }
@@ -187,6 +197,11 @@ fn on_check<C: EbpfContext>(ctx: &C, cap: u32, granted: bool, quiet: bool, sourc
         }
     }
 
+    // Enforced violations are never aggregated away: each is an event of its own.
+    if verdict.enforced != 0 {
+        emit(ctx, cap, syscall, granted, quiet, source, verdict);
+        return answer;
+    }
     let key = CapKey {
         cgroup_id,
         syscall,
@@ -196,23 +211,18 @@ fn on_check<C: EbpfContext>(ctx: &C, cap: u32, granted: bool, quiet: bool, sourc
         _pad: 0,
     };
     // Per-CPU counters: no atomics needed (and none the 5.10 verifier lacks).
-    let first = match CAP_SEEN.get_ptr_mut(key) {
+    match CAP_SEEN.get_ptr_mut(key) {
         Some(count) => {
             // SAFETY: this CPU's slot of a per-CPU value; no other program touches it now.
             unsafe { *count += 1 };
-            false
         }
         None => {
             if CAP_SEEN.insert(key, 1, 0).is_err() {
                 // Full: this check cannot be counted, so it is reported on its own.
                 count_lost(kind::CAPABILITY_UNAGGREGATED);
             }
-            true
+            emit(ctx, cap, syscall, granted, quiet, source, verdict);
         }
-    };
-    // Enforced violations are never aggregated away.
-    if first || verdict.enforced != 0 {
-        emit(ctx, cap, syscall, granted, quiet, source, verdict);
     }
     answer
 }

@@ -1,5 +1,6 @@
 //! Reading the installed policy: which ruleset applies to the current task, and in which mode.
 
+use aya_ebpf::helpers::bpf_get_current_pid_tgid;
 use sensor_common::policy::{MODE_ENFORCE, NO_RULESET};
 
 use crate::maps::{CGROUP_POLICY, POLICY};
@@ -12,10 +13,14 @@ pub struct Active {
 }
 
 /// The ruleset of cgroup `cgroup_id` under the active generation. Container cgroups have an
-/// entry (possibly NO_RULESET); any other cgroup is the host's. `None` when nothing applies.
+/// entry (possibly NO_RULESET); any other cgroup is the host's. `None` when nothing applies,
+/// and always for the sensor itself.
 #[inline(always)]
 pub fn active(cgroup_id: u64) -> Option<Active> {
     let config = POLICY.get(0)?;
+    if (bpf_get_current_pid_tgid() >> 32) as u32 == config.sensor_tgid {
+        return None;
+    }
     let generation = (config.generation & 1) as usize;
     // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
     let ruleset = match unsafe { CGROUP_POLICY.get(cgroup_id) } {

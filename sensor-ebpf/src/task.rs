@@ -64,13 +64,14 @@ pub fn fill_header(header: &mut EventHeader, kind: u32, size: usize, offsets: &K
 /// syscall or when the layout is unknown.
 #[inline(always)]
 pub fn current_syscall(offsets: &KernelOffsets) -> i32 {
-    if offsets.pt_regs_size == 0 || offsets.thread_size == 0 {
+    if offsets.pt_regs_from_top == 0 || offsets.thread_size == 0 {
         return -1;
     }
     let Some(stack) = read_field::<*const u8>(current_task(), offsets.task_stack) else {
         return -1;
     };
-    let regs = (stack as usize).wrapping_add((offsets.thread_size - offsets.pt_regs_size) as usize)
+    let regs = (stack as usize)
+        .wrapping_add((offsets.thread_size - offsets.pt_regs_from_top) as usize)
         as *const u8;
     // SAFETY: bpf_probe_read_kernel checks the address; a bad pointer yields an error.
     match unsafe { bpf_probe_read_kernel(regs.add(offsets.pt_regs_syscall as usize) as *const i64) }

@@ -16,6 +16,7 @@ use sensor_common::kind;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::output::PostureBody;
 use crate::{
     containers::{Attribution, Container, Registry, enrich::MetaState},
     events::{Event, capability::Capability, exec::Exec},
@@ -370,6 +371,52 @@ impl<S: Sink> Pipeline<S> {
         Ok(())
     }
 
+    /// The container's posture findings, once its metadata is known.
+    fn judge_posture(&mut self, c: &Container) -> io::Result<()> {
+        let Some(metadata) = c.metadata() else {
+            return Ok(());
+        };
+        let Some(engine) = &self.engine else {
+            return Ok(());
+        };
+        if c.posture_judged.swap(true, Relaxed) {
+            return Ok(());
+        }
+        let findings = engine.findings(&c.subject(Some(&metadata)));
+        let mode = engine.mode();
+        let time = self.clock.now_rfc3339();
+        for (finding, rule) in findings {
+            // Holding a capability is only reported: its use is what a capability rule acts on.
+            let action = if finding.finding == "capability_held" {
+                Action::Audit
+            } else {
+                rule.action
+            };
+            let enforce = mode == Mode::Enforce;
+            let body = PostureBody {
+                finding: finding.finding,
+                detail: &finding.detail,
+                container: c.view(),
+                verdict: VerdictView {
+                    rule: intern(&rule.name),
+                    action: if enforce {
+                        action.as_str()
+                    } else {
+                        Action::Audit.as_str()
+                    },
+                    would: (!enforce && action != Action::Audit).then(|| action.as_str()),
+                    mode: mode.as_str(),
+                    enforced: None,
+                    enforced_by: None,
+                },
+            };
+            self.metrics
+                .count_rule(&rule.name, false, !enforce || action == Action::Audit);
+            self.write("posture", &time, body)?;
+        }
+        Ok(())
+    }
+
     /// A metadata fetch finished: install the container's rules, announce it, release its
     /// held events.
     pub fn fetched(&mut self, cgroup_id: u64) -> io::Result<()> {
@@ -391,6 +438,7 @@ impl<S: Sink> Pipeline<S> {
                 }
             }
             self.announce(&c)?;
+            self.judge_posture(&c)?;
         }
         self.release(cgroup_id)
     }

@@ -5,6 +5,7 @@
 
 use std::{
     fs,
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::Command,
     time::Duration,
@@ -38,6 +39,18 @@ pub const TESTS: &[(&str, KernelTest)] = &[
     (
         "exec_block_refuses_with_eperm",
         exec_block_refuses_with_eperm,
+    ),
+    (
+        "capability_kill_names_the_syscall",
+        capability_kill_names_the_syscall,
+    ),
+    (
+        "capability_block_refuses_with_eperm",
+        capability_block_refuses_with_eperm,
+    ),
+    (
+        "quiet_capability_probes_are_not_uses",
+        quiet_capability_probes_are_not_uses,
     ),
 ];
 
@@ -351,17 +364,178 @@ pub fn programs_unloaded_on_sigterm() -> Outcome {
     Outcome::Pass
 }
 
-/// Writes a one-rule policy denying `/bin/echo` in every container with `action`, enforce
-/// mode, and starts a sensor on it (no runtime to ask: the rule needs no metadata).
-fn echo_policy_sensor(action: &str) -> (Sensor, PathBuf) {
-    let policy = std::env::temp_dir().join(format!("{}.yaml", unique("echo-policy")));
+/// Writes a one-rule policy (`name`, `body`, `action`) for every container, enforce mode, and
+/// starts a sensor on it (no runtime to ask: the rule needs no metadata).
+fn policy_sensor(name: &str, body: &str, action: &str) -> (Sensor, PathBuf) {
+    let policy = std::env::temp_dir().join(format!("{}.yaml", unique("policy")));
     fs::write(
         &policy,
-        format!("version: 1\nmode: enforce\nrules:\n  - name: no-echo\n    exec: {{ deny: [\"/bin/echo\"] }}\n    action: {action}\n"),
+        format!("version: 1\nmode: enforce\nrules:\n  - name: {name}\n    {body}\n    action: {action}\n"),
     )
     .unwrap();
     let sensor = Sensor::start(&["--policy", policy.to_str().unwrap(), "--docker-socket", ""]);
     (sensor, policy)
+}
+
+fn echo_policy_sensor(action: &str) -> (Sensor, PathBuf) {
+    policy_sensor("no-echo", "exec: { deny: [\"/bin/echo\"] }", action)
+}
+
+fn lsm_skip(p: &Value) -> Option<Outcome> {
+    if kernel_has(p, "lsm") {
+        return None;
+    }
+    let why = p["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "lsm"))
+        .and_then(|c| c["detail"].as_str())
+        .unwrap_or("not probed")
+        .to_owned();
+    Some(Outcome::Skip(format!(
+        "BPF LSM is not usable on this kernel ({why}): block falls back to kill here; the QEMU guests prove this path"
+    )))
+}
+
+/// A scratch mount point, unmounted (if anything got mounted) and removed on drop.
+struct MountPoint(PathBuf);
+
+impl MountPoint {
+    fn new() -> Self {
+        let p = std::env::temp_dir().join(unique("mnt"));
+        fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for MountPoint {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).output();
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+fn cap_line(sensor: &mut Sensor, container: &str, cap: &str) -> Value {
+    sensor.wait_for(
+        Duration::from_secs(30),
+        &format!("{cap} in the container"),
+        |v| {
+            v["kind"] == "capability"
+                && v["container"]["id"] == container
+                && v["capability"]["name"] == cap
+                && !v["rule"].is_null()
+        },
+    )
+}
+
+/// `action: kill` on a denied capability kills the process at its use and names the syscall
+/// in progress (read from the task's saved registers: this checks the layout on each kernel).
+pub fn capability_kill_names_the_syscall() -> Outcome {
+    let (mut sensor, policy) =
+        policy_sensor("no-admin", "capabilities: { deny: [SYS_ADMIN] }", "kill");
+    let tag = unique("capkill");
+    let cg = ready_container(&mut sensor, &tag);
+    let mnt = MountPoint::new();
+    let (status, stdout) = cg.run(&format!(
+        "mount -t tmpfs none {}; echo mount=$?",
+        mnt.0.display()
+    ));
+    assert!(status.success(), "the shell lives: {status:?}");
+    assert!(stdout.contains("mount=137"), "mount killed: {stdout:?}");
+    let line = cap_line(&mut sensor, &hex64(&tag), "CAP_SYS_ADMIN");
+    assert_eq!(line["syscall"], "mount", "{line}");
+    assert_eq!(line["enforced"], true, "{line}");
+    assert_eq!(line["enforced_by"], "signal", "{line}");
+    let _ = fs::remove_file(&policy);
+    Outcome::Pass
+}
+
+/// Where BPF LSM runs, `action: block` makes the check fail: mount gets EPERM and the process
+/// that called it lives on.
+pub fn capability_block_refuses_with_eperm() -> Outcome {
+    if let Some(skip) = lsm_skip(&probe()) {
+        return skip;
+    }
+    let (mut sensor, policy) =
+        policy_sensor("no-admin", "capabilities: { deny: [SYS_ADMIN] }", "block");
+    let tag = unique("capblock");
+    let cg = ready_container(&mut sensor, &tag);
+    let mnt = MountPoint::new();
+    let (status, stdout) = cg.run(&format!(
+        "mount -t tmpfs none {} 2>&1; echo mount=$?",
+        mnt.0.display()
+    ));
+    assert!(status.success(), "the shell lives: {status:?}");
+    assert!(
+        !stdout.contains("mount=0") && !stdout.contains("mount=137"),
+        "refused, not killed: {stdout:?}"
+    );
+    assert!(
+        stdout.to_lowercase().contains("permission") || stdout.contains("not permitted"),
+        "EPERM: {stdout:?}"
+    );
+    let line = cap_line(&mut sensor, &hex64(&tag), "CAP_SYS_ADMIN");
+    assert_eq!(line["syscall"], "mount", "{line}");
+    assert_eq!(line["action"], "block", "{line}");
+    assert_eq!(line["enforced_by"], "lsm", "{line}");
+    let _ = fs::remove_file(&policy);
+    Outcome::Pass
+}
+
+/// The kernel asks for capabilities it does not need ("may I show this?"): SYS_PTRACE when
+/// root reads another user's /proc/<pid>/stat (`ps`), SYS_ADMIN on every mmap, brk and fork
+/// of a root process (memory accounting). Under a rule that kills both, the work still runs:
+/// such checks are reported as quiet, never as uses.
+pub fn quiet_capability_probes_are_not_uses() -> Outcome {
+    let (mut sensor, policy) = policy_sensor(
+        "no-admin",
+        "capabilities: { deny: [SYS_ADMIN, SYS_PTRACE] }",
+        "kill",
+    );
+    let tag = unique("quiet");
+    let id = hex64(&tag);
+    let cg = ready_container(&mut sensor, &tag);
+    // A process of another user, whose /proc/<pid>/stat the container's root reads.
+    let mut other = Command::new("sleep")
+        .arg("30")
+        .uid(65534)
+        .gid(65534)
+        .spawn()
+        .expect("sleep as nobody");
+    let (status, stdout) = cg.run(&format!(
+        "cat /proc/{}/stat >/dev/null; echo stat=$?; head -c 20000000 /dev/zero | wc -c; echo done",
+        other.id()
+    ));
+    let _ = other.kill();
+    let _ = other.wait();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        stdout.contains("stat=0") && stdout.contains("20000000") && stdout.contains("done"),
+        "the work ran: {stdout:?}"
+    );
+    let quiet = sensor.wait_for(Duration::from_secs(30), "a quiet SYS_PTRACE check", |v| {
+        v["kind"] == "capability"
+            && v["container"]["id"] == id.as_str()
+            && v["capability"]["name"] == "CAP_SYS_PTRACE"
+            && v["capability"]["quiet"] == true
+    });
+    assert!(
+        quiet["rule"].is_null(),
+        "quiet checks are not violations: {quiet}"
+    );
+    let violations: Vec<Value> = sensor
+        .lines(Duration::from_millis(300))
+        .iter()
+        .filter(|v| {
+            v["kind"] == "capability" && v["container"]["id"] == id.as_str() && !v["rule"].is_null()
+        })
+        .cloned()
+        .collect();
+    assert!(
+        violations.is_empty(),
+        "no capability was used: {violations:?}"
+    );
+    let _ = fs::remove_file(&policy);
+    Outcome::Pass
 }
 
 /// A container cgroup whose start line (hence its rules) the sensor has written.
@@ -377,17 +551,8 @@ fn ready_container(sensor: &mut Sensor, tag: &str) -> TestCgroup {
 /// Where BPF LSM runs, `action: block` refuses the exec itself: execve fails with EPERM and
 /// the process that called it lives on.
 pub fn exec_block_refuses_with_eperm() -> Outcome {
-    let p = probe();
-    if !kernel_has(&p, "lsm") {
-        let why = p["checks"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["name"] == "lsm"))
-            .and_then(|c| c["detail"].as_str())
-            .unwrap_or("not probed")
-            .to_owned();
-        return Outcome::Skip(format!(
-            "BPF LSM is not usable on this kernel ({why}): block falls back to kill here; the QEMU guests prove this path"
-        ));
+    if let Some(skip) = lsm_skip(&probe()) {
+        return skip;
     }
     let (mut sensor, policy) = echo_policy_sensor("block");
     let tag = unique("block");

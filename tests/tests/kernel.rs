@@ -3,12 +3,17 @@
 
 use integration_tests::kernel_suite::{self, Outcome};
 
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 macro_rules! kernel_tests {
     ($($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
                 integration_tests::require_root();
+                // One at a time, as in the guests: each test's sensor enforces on every
+                // container cgroup, so two at once would judge each other's cgroups.
+                let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
                 if let Outcome::Skip(why) = kernel_suite::$name() {
                     eprintln!("SKIPPED {}: {why}", stringify!($name));
                 }
@@ -38,4 +43,7 @@ kernel_tests!(
     programs_unloaded_on_sigterm,
     exec_kill_before_the_image_runs,
     exec_block_refuses_with_eperm,
+    capability_kill_names_the_syscall,
+    capability_block_refuses_with_eperm,
+    quiet_capability_probes_are_not_uses,
 );

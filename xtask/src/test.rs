@@ -30,7 +30,13 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     // A real containerd with its CRI plugin, for the Kubernetes-pod tests.
     let mut cri: Option<containerd::TestContainerd> = None;
     let result = (|| {
-        docker::build_busybox_image(BUSYBOX_IMAGE, &[], &workdir)?;
+        // The workload binary rides along for tests that need a tight loop of syscalls.
+        let bins = crate::bench::build_static_test_bins()?;
+        docker::build_busybox_image(
+            BUSYBOX_IMAGE,
+            &[(&bins.workload, "/usr/local/bin/workload")],
+            &workdir,
+        )?;
         let c = cri.insert(containerd::TestContainerd::start(
             &workdir.join("containerd"),
             &docker::runc_wrapper_path(&workdir.join("docker")),

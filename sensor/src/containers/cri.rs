@@ -529,6 +529,9 @@ pub fn container_metadata(
         pid: info.pid(),
         networks: Vec::new(),
         pod: sandbox.and_then(pod_meta),
+        // ContainerStatus.mounts is not read yet: posture's runtime-socket check covers
+        // Docker and Podman containers only.
+        mounts: Vec::new(),
     }
 }
 
@@ -552,6 +555,7 @@ pub fn sandbox_metadata(sandbox: &api::PodSandboxStatus, info: &VerboseInfo) -> 
         pid: info.pid(),
         networks: Vec::new(),
         pod,
+        mounts: Vec::new(),
     }
 }
 

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::{
     Runtime,
     client::ClientError,
-    metadata::{Metadata, Network},
+    metadata::{Metadata, Mount, Network},
 };
 use crate::http::UnixHttp;
 
@@ -173,7 +173,20 @@ pub fn metadata_from_inspect(v: &Value) -> Metadata {
         })
         .unwrap_or_default();
     networks.sort_by(|a, b| a.name.cmp(&b.name));
+    // The API lists "Mounts"; the on-disk config has "MountPoints" keyed by destination.
+    let mount = |m: &Value| {
+        Some(Mount {
+            source: string(&m["Source"])?,
+            destination: string(&m["Destination"])?,
+        })
+    };
+    let mounts: Vec<Mount> = match (&v["Mounts"], &v["MountPoints"]) {
+        (Value::Array(a), _) => a.iter().filter_map(mount).collect(),
+        (_, Value::Object(o)) => o.values().filter_map(mount).collect(),
+        _ => Vec::new(),
+    };
     Metadata {
+        mounts,
         name: string(&v["Name"]).map(|n| n.trim_start_matches('/').to_owned()),
         image: string(&v["Config"]["Image"]),
         image_id: string(&v["Image"]),
@@ -204,6 +217,7 @@ mod tests {
       "State": {"Status": "running", "Running": true, "Pid": 4242},
       "HostConfig": {"Privileged": true, "CapAdd": ["net_admin"], "CapDrop": null},
       "Config": {"User": "1000", "Image": "local/busybox", "Labels": {"tier": "web", "team": "a"}},
+      "Mounts": [{"Type": "bind", "Source": "/var/run/docker.sock", "Destination": "/run/docker.sock"}],
       "NetworkSettings": {"Networks": {
         "net1": {"IPAddress": "172.30.0.2", "GlobalIPv6Address": "fd00:30::2"},
         "bridge": {"IPAddress": "172.17.0.3", "GlobalIPv6Address": ""}
@@ -241,6 +255,13 @@ mod tests {
             ]
         );
         assert!(m.pod.is_none());
+        assert_eq!(
+            m.mounts,
+            [Mount {
+                source: "/var/run/docker.sock".into(),
+                destination: "/run/docker.sock".into()
+            }]
+        );
     }
 
     #[test]

@@ -24,6 +24,14 @@ pub struct Metadata {
     pub pid: Option<u32>,
     pub networks: Vec<Network>,
     pub pod: Option<PodMeta>,
+    /// Host paths mounted into the container (`source` on the host, `destination` inside).
+    pub mounts: Vec<Mount>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Mount {
+    pub source: String,
+    pub destination: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

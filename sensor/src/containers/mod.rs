@@ -47,6 +47,8 @@ pub struct Container {
     pub meta: Arc<watch::Sender<MetaState>>,
     /// Whether its `start` line was written.
     pub announced: AtomicBool,
+    /// Whether its posture was judged (once, with its metadata).
+    pub posture_judged: AtomicBool,
 }
 
 impl Container {
@@ -61,6 +63,7 @@ impl Container {
             created_ns,
             meta: Arc::new(meta),
             announced: AtomicBool::new(false),
+            posture_judged: AtomicBool::new(false),
         }
     }
 
@@ -109,6 +112,7 @@ impl Container {
             networks: metadata
                 .map(|m| m.networks.iter().map(|n| n.name.as_str()).collect())
                 .unwrap_or_default(),
+            metadata,
         }
     }
 

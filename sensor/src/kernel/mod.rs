@@ -32,7 +32,9 @@ pub fn resolve_offsets(btf: &Btf) -> (KernelOffsets, Vec<&'static str>) {
         cgroup_root_hierarchy_id: get("cgroup_root", "hierarchy_id", "cgroup_root.hierarchy_id"),
         kernfs_node_id: get("kernfs_node", "id", "kernfs_node.id"),
         task_stack: get("task_struct", "stack", "task_struct.stack"),
-        pt_regs_size: btf.struct_size("pt_regs").unwrap_or(0),
+        pt_regs_from_top: btf
+            .struct_size("pt_regs")
+            .map_or(0, |size| size + top_of_stack_padding(btf)),
         pt_regs_syscall: if cfg!(target_arch = "aarch64") {
             get("pt_regs", "syscallno", "pt_regs.syscallno")
         } else {
@@ -43,10 +45,22 @@ pub fn resolve_offsets(btf: &Btf) -> (KernelOffsets, Vec<&'static str>) {
         thread_size: 16 * 1024,
         task_real_cred: get("task_struct", "real_cred", "task_struct.real_cred"),
     };
-    if offsets.pt_regs_size == 0 {
+    if offsets.pt_regs_from_top == 0 {
         missing.push("sizeof(pt_regs)");
     }
     (offsets, missing)
+}
+
+/// TOP_OF_KERNEL_STACK_PADDING: x86_64 kernels built with CONFIG_X86_FRED (Debian's 7.x among
+/// them) keep 16 bytes free above the saved registers, whether or not the CPU uses FRED. The
+/// FRED entry code in the kernel's BTF tells such a build.
+fn top_of_stack_padding(btf: &btf::Btf) -> u32 {
+    let fred = btf.has_func("fred_entry_from_user") || btf.struct_size("fred_info").is_some();
+    if cfg!(target_arch = "x86_64") && fred {
+        16
+    } else {
+        0
+    }
 }
 
 /// `uname -r`.

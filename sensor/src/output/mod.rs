@@ -100,6 +100,16 @@ pub struct VerdictView<'a> {
     pub enforced_by: Option<&'static str>,
 }
 
+/// Body of `"kind": "posture"` lines.
+#[derive(Serialize)]
+pub struct PostureBody<'a> {
+    pub finding: &'static str,
+    pub detail: &'a str,
+    pub container: ContainerView<'a>,
+    #[serde(flatten)]
+    pub verdict: VerdictView<'a>,
+}
+
 /// Body of `"kind": "policy"` lines.
 #[derive(Serialize)]
 pub struct PolicyBody<'a> {

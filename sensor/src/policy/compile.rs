@@ -28,6 +28,8 @@ pub struct Subject<'a> {
     pub pod_labels: Option<&'a BTreeMap<String, String>>,
     pub namespace: Option<&'a str>,
     pub networks: Vec<&'a str>,
+    /// All the runtime said, for posture rules.
+    pub metadata: Option<&'a crate::containers::metadata::Metadata>,
 }
 
 impl Subject<'_> {
@@ -148,22 +150,56 @@ impl Compiler {
         self.next_id
     }
 
-    /// Rules (by index) that apply to `subject`.
+    /// Rules (by index) that apply to `subject`: exec and capability rules whose selector
+    /// matches, and posture rules the container violates.
     pub fn matching(&self, subject: &Subject<'_>) -> Vec<usize> {
         self.policy_rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| {
-                (r.exec.is_some() || r.capabilities.is_some()) && r.selector.matches(subject)
+            .filter(|(i, r)| {
+                r.selector.matches(subject)
+                    && (r.exec.is_some()
+                        || r.capabilities.is_some()
+                        || self.posture_violated(*i, subject))
             })
             .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn posture_violated(&self, index: usize, subject: &Subject<'_>) -> bool {
+        subject
+            .metadata
+            .is_some_and(|m| super::posture::violated(index, &self.policy_rules[index], m))
+    }
+
+    /// Posture findings of every rule selecting `subject`.
+    pub fn findings(&self, subject: &Subject<'_>) -> Vec<super::posture::Finding> {
+        let Some(m) = subject.metadata else {
+            return Vec::new();
+        };
+        self.policy_rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.selector.matches(subject))
+            .flat_map(|(i, r)| super::posture::findings(i, r, m))
             .collect()
     }
 
     /// The ruleset for `subject`: `Ok((id, true))` when it was created by this call (its
     /// entries must be installed), `Ok((NO_RULESET, false))` when no rule applies.
     pub fn ruleset_for(&mut self, subject: &Subject<'_>) -> Result<(u32, bool), CompileError> {
-        let rules = self.matching(subject);
+        let mut rules = self.matching(subject);
+        // A posture rule the container violates stops every exec (its action), so the same
+        // rules with and without a violation are different rulesets.
+        let violated: Vec<usize> = rules
+            .iter()
+            .copied()
+            .filter(|i| self.posture_violated(*i, subject))
+            .collect();
+        if !violated.is_empty() {
+            rules.push(usize::MAX);
+            rules.extend(&violated);
+        }
         if rules.is_empty() {
             return Ok((sensor_common::policy::NO_RULESET, false));
         }
@@ -171,8 +207,13 @@ impl Compiler {
             return Ok((rs.id, false));
         }
         let id = self.next_id;
-        let exec = self.exec_entries(id, &rules)?;
-        let caps = self.cap_ruleset(&rules);
+        let split = rules
+            .iter()
+            .position(|r| *r == usize::MAX)
+            .unwrap_or(rules.len());
+        let (applied, posture) = (&rules[..split], rules.get(split + 1..).unwrap_or(&[]));
+        let exec = self.exec_entries(id, applied, posture)?;
+        let caps = self.cap_ruleset(applied);
         self.next_id += 1;
         self.by_rules.insert(
             rules.clone(),
@@ -236,7 +277,12 @@ impl Compiler {
         })
     }
 
-    fn exec_entries(&self, id: u32, rules: &[usize]) -> Result<ExecEntries, CompileError> {
+    fn exec_entries(
+        &self,
+        id: u32,
+        rules: &[usize],
+        posture: &[usize],
+    ) -> Result<ExecEntries, CompileError> {
         let mut header = ExecRuleset::default();
         let mut allow_rules = Vec::new();
         // (bytes, is_reverse) → value contributed by this pattern alone.
@@ -288,6 +334,18 @@ impl Compiler {
                 };
                 patterns.push((reverse, bytes, value));
             }
+        }
+        // A violated posture rule denies every exec ("*") with its action.
+        for &ri in posture {
+            patterns.push((
+                false,
+                Vec::new(),
+                ExecValue {
+                    deny_action: self.policy_rules[ri].action.code(),
+                    deny_rule: ri as u32,
+                    ..Default::default()
+                },
+            ));
         }
         let fold = |reverse: bool| -> Vec<(u32, ExecKeyData, ExecValue)> {
             let mine: Vec<&(bool, Vec<u8>, ExecValue)> =

@@ -154,6 +154,16 @@ impl Engine {
         Some((rule.name.clone(), action))
     }
 
+    /// Posture findings for a container, with the rule and its action.
+    pub fn findings(&self, subject: &Subject<'_>) -> Vec<(super::posture::Finding, RuleInfo)> {
+        self.current
+            .compiler
+            .findings(subject)
+            .into_iter()
+            .filter_map(|f| Some((f.clone(), self.current.compiler.rules.get(f.rule)?.clone())))
+            .collect()
+    }
+
     pub fn container_gone(&mut self, cgroup: u64) {
         if self.cgroups.remove(&cgroup).is_some() {
             self.installer.remove_cgroup(cgroup);

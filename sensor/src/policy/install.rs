@@ -58,8 +58,13 @@ impl Installer {
         self.config.get(&0, 0).unwrap_or_default()
     }
 
-    /// One 16-byte write: the switch between generations.
+    /// One write: the switch between generations. The sensor's own process is exempt from
+    /// every rule.
     pub fn set_config(&mut self, config: PolicyConfig) -> Result<(), InstallError> {
+        let config = PolicyConfig {
+            sensor_tgid: std::process::id(),
+            ..config
+        };
         self.config.set(0, config, 0).map_err(map_err("POLICY"))
     }
 

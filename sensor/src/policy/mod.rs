@@ -8,6 +8,7 @@ pub mod install;
 pub mod model;
 pub mod names;
 pub mod parse;
+pub mod posture;
 pub mod syscall_table;
 pub mod watch;
 

@@ -448,10 +448,6 @@ impl Parser {
                 Some(Glob(s.as_str().to_owned()))
             })
         });
-        self.warn(
-            map.span(),
-            "`posture` rules are parsed but not enforced by this version yet",
-        );
         Some(Posture {
             privileged,
             root_user,

@@ -138,6 +138,7 @@ fn golden_policies_compile_to_expected_entries() {
                     labels: Some(&s.labels),
                     pod_labels: (!s.pod_labels.is_empty()).then_some(&s.pod_labels),
                     namespace: s.fields.get("namespace").map(String::as_str),
+                    metadata: None,
                     networks: s
                         .fields
                         .get("network")

@@ -4,7 +4,7 @@
 use std::{process::Command, time::Instant};
 
 fn usage() -> ! {
-    eprintln!("usage: workload getpid N | fork-exec N PATH");
+    eprintln!("usage: workload getpid N | fork-exec N PATH | setuid-loop SECONDS");
     std::process::exit(2)
 }
 
@@ -16,6 +16,21 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| usage());
     let start = Instant::now();
+    if name == "setuid-loop" {
+        // A capability check (CAP_SETUID) per call, as fast as possible for N seconds;
+        // prints how many calls were made so a test can compare with what the sensor counted.
+        let deadline = start + std::time::Duration::from_secs(n);
+        let mut calls: u64 = 0;
+        while Instant::now() < deadline {
+            for _ in 0..1000 {
+                // SAFETY: setuid to the current uid (root): no effect but the check.
+                unsafe { libc::setuid(0) };
+            }
+            calls += 1000;
+        }
+        println!("{{\"workload\":\"setuid-loop\",\"ops\":{calls}}}");
+        return;
+    }
     match name {
         "getpid" => {
             for _ in 0..n {
