@@ -36,7 +36,7 @@ const _: () =
 
 /// `CAP_SEEN` key: one aggregate per cgroup, capability, syscall and kind of check.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CapKey {
     pub cgroup_id: u64,
     pub syscall: i32,

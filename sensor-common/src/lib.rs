@@ -12,6 +12,7 @@
 pub mod capability;
 pub mod cgroup;
 pub mod exec;
+pub mod network;
 pub mod offsets;
 pub mod policy;
 
@@ -26,8 +27,11 @@ pub mod kind {
     pub const CAPABILITY: u32 = 4;
     /// `CAP_SEEN` was full: a check could not be aggregated (its event was sent instead).
     pub const CAPABILITY_UNAGGREGATED: u32 = 5;
+    pub const NETWORK: u32 = 6;
+    /// `NET_SEEN` was full: a flow could not be aggregated (its event was sent instead).
+    pub const NETWORK_UNAGGREGATED: u32 = 7;
     /// One past the largest kind: the size of the per-kind lost-event counter array.
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 8;
 
     /// Human name of a kind, for metrics and logs.
     pub const fn name(kind: u32) -> &'static str {
@@ -37,6 +41,8 @@ pub mod kind {
             CGROUP_RMDIR => "cgroup_rmdir",
             CAPABILITY => "capability",
             CAPABILITY_UNAGGREGATED => "capability_unaggregated",
+            NETWORK => "network",
+            NETWORK_UNAGGREGATED => "network_unaggregated",
             _ => "unknown",
         }
     }
@@ -105,4 +111,10 @@ mod pod {
     unsafe impl aya::Pod for super::policy::ExecKeyData {}
     unsafe impl aya::Pod for super::policy::ExecValue {}
     unsafe impl aya::Pod for super::policy::ExecRuleset {}
+    unsafe impl aya::Pod for super::network::AddrKey {}
+    unsafe impl aya::Pod for super::network::CidrKeyData {}
+    unsafe impl aya::Pod for super::network::FlowKey {}
+    unsafe impl aya::Pod for super::network::NetKey {}
+    unsafe impl aya::Pod for super::network::NetworkHooks {}
+    unsafe impl aya::Pod for super::network::NetworkEvent {}
 }

@@ -32,9 +32,11 @@ pub struct PolicyConfig {
     /// sensor's container must not make it kill itself).
     pub sensor_tgid: u32,
     pub _pad: u32,
+    /// Network segmentation per generation.
+    pub network: [crate::network::NetworkConfig; 2],
 }
 
-const _: () = assert!(core::mem::size_of::<PolicyConfig>() == 24);
+const _: () = assert!(core::mem::size_of::<PolicyConfig>() == 32);
 
 /// `CGROUP_POLICY[cgroup id]`: the ruleset of a container, per generation. Every container
 /// cgroup has an entry (possibly `NO_RULESET`); cgroups without one are the host's.
@@ -42,7 +44,11 @@ const _: () = assert!(core::mem::size_of::<PolicyConfig>() == 24);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CgroupPolicy {
     pub ruleset: [u32; 2],
+    /// Segments the container belongs to (bit = segment index), per generation.
+    pub segments: [u64; 2],
 }
+
+const _: () = assert!(core::mem::size_of::<CgroupPolicy>() == 24);
 
 /// Bytes of a path that exec rules can match (LPM data is at most 256 bytes, 4 go to the
 /// ruleset id).
@@ -101,6 +107,9 @@ pub const RULE_ALLOW_LIST: u32 = u32::MAX;
 pub const ENFORCED_SIGNAL: u8 = 1;
 /// The operation was refused (EPERM) by a BPF LSM program.
 pub const ENFORCED_LSM: u8 = 2;
+/// The operation was refused by a cgroup program: the socket call failed with EPERM, or the
+/// packet was dropped.
+pub const ENFORCED_CGROUP: u8 = 3;
 
 /// The verdict a program reached, carried on its event.
 #[repr(C)]

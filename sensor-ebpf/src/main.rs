@@ -7,6 +7,7 @@ mod capability;
 mod cgroup;
 mod exec;
 mod maps;
+mod network;
 mod policy;
 mod probe;
 mod process;

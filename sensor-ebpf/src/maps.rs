@@ -10,6 +10,7 @@ use aya_ebpf::{
 use sensor_common::{
     capability::{CapKey, CapRuleset},
     kind,
+    network::{AddrKey, CidrKeyData, FlowKey, NetKey},
     policy::{CgroupPolicy, ExecKeyData, ExecRuleset, ExecValue, PolicyConfig},
 };
 
@@ -115,3 +116,26 @@ pub static CAP_RULESETS: HashMap<u32, CapRuleset> =
 /// runtime setting a container up (`process.rs`). LRU: a leaked entry ages out.
 #[map]
 pub static RUNTIME_SETUP: LruHashMap<u32, u8> = LruHashMap::with_max_entries(65_536, 0);
+
+/// (generation, container address) → the address's segments.
+#[map]
+pub static NET_ADDRS: HashMap<AddrKey, u64> = HashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+
+/// (generation, CIDR) → the segments it belongs to, folded over the shorter CIDRs covering it.
+#[map]
+pub static NET_CIDRS: LpmTrie<CidrKeyData, u64> = LpmTrie::with_max_entries(65_536, 0);
+
+/// Allowed cross-segment flows (`FlowKey`) → the segments they are allowed from.
+#[map]
+pub static NET_FLOWS: HashMap<FlowKey, u64> = HashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+
+/// Flows per (container, remote, port, protocol, direction, verdict): how many. The first of
+/// each is an event; the daemon reads the counts and writes summaries.
+#[map]
+pub static NET_SEEN: PerCpuHashMap<NetKey, u64> =
+    PerCpuHashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
+
+/// Threads whose connect or send a `kill` verdict refused, for the syscall-exit tracepoint
+/// to kill where a cgroup program may not signal.
+#[map]
+pub static NET_KILL: LruHashMap<u64, u8> = LruHashMap::with_max_entries(8_192, 0);

@@ -144,7 +144,20 @@ async fn run_async(
         lsm: features.ok("lsm"),
         cap_tracepoint: features.ok("tracepoint_cap_capable"),
         ring_buffer_bytes: ring_bytes,
+        network: features.ok("cgroup_sock_addr").then(|| {
+            (
+                cgroup_root.clone(),
+                sensor_common::network::NetworkHooks {
+                    signal: u8::from(features.ok("send_signal_cgroup_sock_addr")),
+                    task: u8::from(features.ok("task_helpers_cgroup_sock_addr")),
+                    _pad: [0; 2],
+                },
+            )
+        }),
     })?;
+    if let Some(why) = &loaded.network_error {
+        log::warn!("network segmentation is off: {why}");
+    }
     if !loaded.missing_offsets.is_empty() {
         log::warn!(
             "this kernel's BTF lacks {}: the fields they feed stay empty",
@@ -234,6 +247,12 @@ async fn run_async(
     );
     pipeline.update_container_gauge();
     pipeline.summaries = cap_seen.map(crate::summaries::CapSummaries::new);
+    pipeline.net_summaries = loaded
+        .ebpf
+        .take_map("NET_SEEN")
+        .map(aya::maps::PerCpuHashMap::try_from)
+        .transpose()?
+        .map(crate::summaries::NetSummaries::new);
     // Containers found by the walk are containers for the kernel from now on (host rules stop
     // applying to them); their rules follow with their metadata.
     pipeline.engine = Some(engine);

@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{ProgramError, RawTracePoint},
+    programs::{
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramError,
+        RawTracePoint, TracePoint,
+    },
 };
-use sensor_common::{capability::CapTracepoint, offsets::KernelOffsets};
+use sensor_common::{capability::CapTracepoint, network::NetworkHooks, offsets::KernelOffsets};
 
 use crate::kernel::{self, Btf};
 
@@ -94,6 +97,9 @@ pub struct LoadOptions {
     pub cap_tracepoint: bool,
     /// Size of the event ring buffer; a power of two multiple of the page size.
     pub ring_buffer_bytes: u32,
+    /// Attach the network programs at this cgroup v2 root (the kernel allows cgroup socket
+    /// programs), with what they may call.
+    pub network: Option<(PathBuf, NetworkHooks)>,
 }
 
 pub struct Loaded {
@@ -102,6 +108,8 @@ pub struct Loaded {
     /// Offsets the kernel's BTF did not have; the fields they feed stay empty.
     pub missing_offsets: Vec<&'static str>,
     pub attached: Vec<&'static str>,
+    /// Why network segmentation is off, when it is.
+    pub network_error: Option<String>,
 }
 
 /// Parses the kernel BTF at `path`.
@@ -118,6 +126,8 @@ pub struct Globals {
     /// Layout of the `capability:cap_capable` record, and whether `lsm/capable` reports the
     /// granted checks (the tracepoint then reports refusals only).
     pub cap_tracepoint: CapTracepoint,
+    /// What the network programs may call.
+    pub network_hooks: NetworkHooks,
 }
 
 /// Creates the maps with the kernel's offsets filled in, without loading any program.
@@ -133,6 +143,7 @@ pub fn open(
         .override_global("OFFSETS", &offsets, true)
         .override_global("WAKEUP_BYTES", &wakeup_bytes, true)
         .override_global("CAP_TRACEPOINT", &globals.cap_tracepoint, true)
+        .override_global("NETWORK_HOOKS", &globals.network_hooks, true)
         .map_max_entries("EVENTS", ring_buffer_bytes)
         .load(OBJECT)?;
     Ok((ebpf, offsets, missing))
@@ -153,6 +164,9 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             ret: f.get("ret").copied().unwrap_or(36),
             refused_only: u32::from(opts.lsm),
         };
+    }
+    if let Some((_, hooks)) = &opts.network {
+        globals.network_hooks = *hooks;
     }
     let (mut ebpf, offsets, missing_offsets) = open(&btf, opts.ring_buffer_bytes, globals)?;
     let mut attached = Vec::new();
@@ -183,12 +197,84 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             attached.push(hook);
         }
     }
+    let network_error = match &opts.network {
+        Some((root, hooks)) => match attach_network(&mut ebpf, root, hooks) {
+            Ok(names) => {
+                attached.extend(names);
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        },
+        None => Some("this kernel does not allow cgroup socket programs (`sensor probe`)".into()),
+    };
     Ok(Loaded {
         ebpf,
         offsets,
         missing_offsets,
         attached,
+        network_error,
     })
+}
+
+/// Cgroup socket programs (program name = attach point), attached once at the cgroup v2 root:
+/// one attachment sees every socket of the host, and a container's flows are told apart by
+/// its cgroup id in `CGROUP_POLICY`. (Attaching per container cgroup would need an attach per
+/// new container, racing its first connect, for a saving of one hash lookup per host connect.)
+pub const SOCK_ADDR_HOOKS: &[&str] = &["connect4", "connect6", "sendmsg4", "sendmsg6"];
+
+/// Syscalls whose exit kills a caller a `kill` verdict refused, where cgroup programs may not
+/// signal.
+const NETWORK_KILL_SYSCALLS: &[&str] = &[
+    "sys_exit_connect",
+    "sys_exit_sendto",
+    "sys_exit_sendmsg",
+    "sys_exit_sendmmsg",
+];
+
+fn attach_network(
+    ebpf: &mut Ebpf,
+    root: &Path,
+    hooks: &NetworkHooks,
+) -> Result<Vec<&'static str>, LoadError> {
+    let cgroup = std::fs::File::open(root).map_err(|e| LoadError::Program {
+        name: "connect4".into(),
+        detail: format!("opening the cgroup v2 root {}: {e}", root.display()),
+    })?;
+    // bpf_link attachments (5.7+) are always multi and take no flags: Single means flags 0.
+    let mode = CgroupAttachMode::Single;
+    let mut attached = Vec::new();
+    for &name in SOCK_ADDR_HOOKS {
+        let prog: &mut CgroupSockAddr = program(ebpf, name)?;
+        prog.load().map_err(|e| program_error(name, &e))?;
+        prog.attach(&cgroup, mode)
+            .map_err(|e| program_error(name, &e))?;
+        attached.push(name);
+    }
+    let prog: &mut CgroupSkb = program(ebpf, "ingress")?;
+    prog.load().map_err(|e| program_error("ingress", &e))?;
+    prog.attach(&cgroup, CgroupSkbAttachType::Ingress, mode)
+        .map_err(|e| program_error("ingress", &e))?;
+    attached.push("ingress");
+    if hooks.signal == 0 {
+        let prog: &mut TracePoint = program(ebpf, "network_kill")?;
+        prog.load().map_err(|e| program_error("network_kill", &e))?;
+        for tp in NETWORK_KILL_SYSCALLS {
+            prog.attach("syscalls", tp)
+                .map_err(|e| program_error("network_kill", &e))?;
+        }
+        attached.push("network_kill");
+    }
+    Ok(attached)
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, LoadError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| LoadError::MissingProgram { name: name.into() })?
+        .try_into()
+        .map_err(|e: ProgramError| program_error(name, &e))
 }
 
 /// BPF LSM programs (program name = hook name), attached where the kernel allows them.

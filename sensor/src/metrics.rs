@@ -34,6 +34,8 @@ pub struct Metrics {
     pub metadata_late: AtomicU64,
     /// Capability checks of containers reported in summaries (beyond each first event).
     pub capability_checks: AtomicU64,
+    /// Network flows of containers reported in summaries (beyond each first event).
+    pub network_flows: AtomicU64,
     /// Runtime API endpoints, for their health.
     pub runtimes: OnceLock<Vec<Arc<Endpoint>>>,
     /// Verdicts per policy rule name.
@@ -68,11 +70,19 @@ impl Metrics {
 
     /// Counts one verdict of rule `name`.
     pub fn count_rule(&self, name: &str, enforced: bool, audited: bool) {
+        self.count_rule_n(name, 1, enforced, audited);
+    }
+
+    /// `n` violations of rule `name` at once (a summary line).
+    pub fn count_rule_n(&self, name: &str, n: u64, enforced: bool, audited: bool) {
+        if n == 0 {
+            return;
+        }
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         let c = rules.entry(name.to_owned()).or_default();
-        c.violations += 1;
-        c.enforced += u64::from(enforced);
-        c.audited += u64::from(audited);
+        c.violations += n;
+        c.enforced += n * u64::from(enforced);
+        c.audited += n * u64::from(audited);
     }
 
     fn per_rule(&self, value: impl Fn(&RuleCounters) -> u64) -> Vec<(String, u64)> {
@@ -151,6 +161,12 @@ impl Metrics {
                 "counter",
                 "Repeated capability checks counted in the kernel and reported in summaries.",
                 one(&self.capability_checks),
+            ),
+            (
+                "sensor_network_flows_summarised_total",
+                "counter",
+                "Repeated network flows counted in the kernel and reported in summaries.",
+                one(&self.network_flows),
             ),
             (
                 "sensor_enrichment_errors_total",

@@ -192,6 +192,14 @@ pub fn run(btf_path: &Path) -> Report {
             probe_load::<CgroupSockAddr>(&mut ebpf, "probe_connect4_signal"),
         ),
         (
+            "task_helpers_cgroup_sock_addr",
+            probe_load::<CgroupSockAddr>(&mut ebpf, "probe_connect4_task"),
+        ),
+        (
+            "pid_helper_cgroup_sock_addr",
+            probe_load::<CgroupSockAddr>(&mut ebpf, "probe_connect4_pid"),
+        ),
+        (
             "cgroup_sock",
             probe_cgroup(&mut ebpf, cgroup_v2.as_deref(), CgroupKind::Sock),
         ),
@@ -286,7 +294,7 @@ where
 {
     let prog: &mut T = program(ebpf, name)?;
     prog.load_it().map_err(err)?;
-    Ok(format!("the verifier accepted {name} (bpf_send_signal)"))
+    Ok(format!("the verifier accepted {name}"))
 }
 
 /// Program types whose `load` takes no argument.
@@ -377,7 +385,7 @@ fn enforcement(r: &Report) -> Vec<Enforcement> {
     let net_kill = if r.ok("send_signal_cgroup_sock_addr") {
         (kill, "cgroup/connect4,6 + sendmsg4,6")
     } else {
-        tracing_kill("syscalls:sys_enter_connect/sendto/sendmsg")
+        tracing_kill("cgroup/connect4,6 + sendmsg4,6, SIGKILL at syscalls:sys_exit_connect/sendto/sendmsg")
     };
     let net_block = if r.ok("cgroup_sock_addr") {
         ("block", "cgroup/connect4,6 + sendmsg4,6")

@@ -1,33 +1,53 @@
-//! Capability checks are counted in the kernel (`CAP_SEEN`, per CPU); the first of each kind
-//! is an event, and this module turns the counts of the repeats into summaries at a bounded
-//! rate, so that a container checking a capability in a tight loop costs a few lines, not
-//! millions, and no count is lost.
+//! Capability checks and network flows are counted in the kernel (`CAP_SEEN`, `NET_SEEN`,
+//! per CPU); the first of each key is an event, and this module turns the counts of the
+//! repeats into summaries at a bounded rate, so that a container checking a capability or
+//! retrying a connection in a tight loop costs a few lines, not millions, and no count is lost.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, hash::Hash};
 
 use aya::maps::{MapData, PerCpuHashMap};
-use sensor_common::capability::CapKey;
+use sensor_common::{capability::CapKey, network::NetKey};
 
-pub struct CapSummaries {
-    map: PerCpuHashMap<MapData, CapKey, u64>,
-    /// Count already accounted for per key (the first check is the kernel's event).
-    reported: HashMap<CapKey, u64>,
+/// A per-CPU counter key that belongs to one cgroup.
+pub trait SeenKey: aya::Pod + Eq + Hash + Ord {
+    fn cgroup_id(&self) -> u64;
 }
 
-impl CapSummaries {
-    pub fn new(map: PerCpuHashMap<MapData, CapKey, u64>) -> Self {
+impl SeenKey for CapKey {
+    fn cgroup_id(&self) -> u64 {
+        self.cgroup_id
+    }
+}
+
+impl SeenKey for NetKey {
+    fn cgroup_id(&self) -> u64 {
+        self.cgroup_id
+    }
+}
+
+pub struct Summaries<K: SeenKey> {
+    map: PerCpuHashMap<MapData, K, u64>,
+    /// Count already accounted for per key (the first one is the kernel's event).
+    reported: HashMap<K, u64>,
+}
+
+pub type CapSummaries = Summaries<CapKey>;
+pub type NetSummaries = Summaries<NetKey>;
+
+impl<K: SeenKey> Summaries<K> {
+    pub fn new(map: PerCpuHashMap<MapData, K, u64>) -> Self {
         Self {
             map,
             reported: HashMap::new(),
         }
     }
 
-    /// Checks counted since the last call, per key, beyond the first of each.
-    pub fn collect(&mut self, only_cgroup: Option<u64>) -> Vec<(CapKey, u64)> {
+    /// Counts since the last call, per key, beyond the first of each; ordered by key.
+    pub fn collect(&mut self, only_cgroup: Option<u64>) -> Vec<(K, u64)> {
         let mut out = Vec::new();
         for item in self.map.iter() {
             let Ok((key, values)) = item else { continue };
-            if only_cgroup.is_some_and(|c| c != key.cgroup_id) {
+            if only_cgroup.is_some_and(|c| c != key.cgroup_id()) {
                 continue;
             }
             let total: u64 = values.iter().sum();
@@ -37,17 +57,17 @@ impl CapSummaries {
                 *seen = total;
             }
         }
-        out.sort_by_key(|(k, _)| (k.cgroup_id, k.cap, k.syscall, k.granted, k.quiet));
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
     /// Drops the counts of a cgroup that went away (after its last summary).
     pub fn forget_cgroup(&mut self, cgroup: u64) {
-        let keys: Vec<CapKey> = self
+        let keys: Vec<K> = self
             .map
             .keys()
             .filter_map(Result::ok)
-            .filter(|k| k.cgroup_id == cgroup)
+            .filter(|k| k.cgroup_id() == cgroup)
             .collect();
         for key in keys {
             let _ = self.map.remove(&key);

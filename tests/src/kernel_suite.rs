@@ -13,7 +13,11 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{Sensor, kernel_has, probe, program_exists, unique};
+use crate::{
+    Sensor, kernel_has,
+    net::{LoopbackAddrs, workload_bin},
+    probe, program_exists, unique,
+};
 
 /// What a kernel test concluded, when it did not panic.
 pub enum Outcome {
@@ -51,6 +55,14 @@ pub const TESTS: &[(&str, KernelTest)] = &[
     (
         "quiet_capability_probes_are_not_uses",
         quiet_capability_probes_are_not_uses,
+    ),
+    (
+        "network_block_refuses_with_eperm",
+        network_block_refuses_with_eperm,
+    ),
+    (
+        "network_kill_kills_the_caller",
+        network_kill_kills_the_caller,
     ),
 ];
 
@@ -534,6 +546,117 @@ pub fn quiet_capability_probes_are_not_uses() -> Outcome {
         violations.is_empty(),
         "no capability was used: {violations:?}"
     );
+    let _ = fs::remove_file(&policy);
+    Outcome::Pass
+}
+
+/// A sensor whose policy puts every container in segment `inner` and the test's loopback
+/// addresses in segment `outer`, with cross-segment traffic denied by `action`.
+fn segment_sensor(addrs: &LoopbackAddrs, action: &str) -> (Sensor, PathBuf) {
+    let policy = std::env::temp_dir().join(format!("{}.yaml", unique("policy")));
+    fs::write(
+        &policy,
+        format!(
+            "version: 1\nmode: enforce\nsegments:\n  - name: inner\n    containers: {{}}\n  \
+             - name: outer\n    cidrs: [\"{}/32\", \"{}/128\"]\nnetwork:\n  cross_segment: deny\n  \
+             action: {action}\nrules: []\n",
+            addrs.v4, addrs.v6
+        ),
+    )
+    .unwrap();
+    let sensor = Sensor::start(&["--policy", policy.to_str().unwrap(), "--docker-socket", ""]);
+    (sensor, policy)
+}
+
+/// Runs `workload ARGS` in cgroup `cg`: its JSON, and the shell's view of its exit.
+fn workload_in(cg: &TestCgroup, args: &str) -> (Value, String) {
+    let (_, stdout) = cg.run(&format!(
+        "{} {args}; echo exit=$?",
+        workload_bin().display()
+    ));
+    let exit = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("exit="))
+        .unwrap_or("?")
+        .to_owned();
+    let json = if exit == "0" {
+        crate::net::parse_workload(&stdout)
+    } else {
+        Value::Null
+    };
+    (json, exit)
+}
+
+/// `action: block` on cross-segment traffic: TCP connect (IPv4, IPv6, IPv4-mapped IPv6) and
+/// unconnected UDP sendto from a container to an address of another segment fail with EPERM
+/// at once, at the cgroup socket hooks; the same connect outside any container works.
+pub fn network_block_refuses_with_eperm() -> Outcome {
+    let mut addrs = LoopbackAddrs::add();
+    addrs.serve(7100);
+    let (mut sensor, policy) = segment_sensor(&addrs, "block");
+    let tag = unique("netblock");
+    let cg = ready_container(&mut sensor, &tag);
+    let targets = [
+        format!("tcp-connect {}:7100", addrs.v4),
+        format!("tcp-connect [{}]:7100", addrs.v6),
+        format!("tcp-connect [::ffff:{}]:7100", addrs.v4),
+        format!("udp-send {}:7101", addrs.v4),
+        format!("udp-send [{}]:7101", addrs.v6),
+    ];
+    for t in &targets {
+        let (out, exit) = workload_in(&cg, t);
+        assert_eq!(exit, "0", "{t}: the process lives");
+        assert_eq!(out["ok"], false, "{t}: refused: {out}");
+        assert_eq!(out["errno"], 1, "{t}: EPERM: {out}");
+        if let Some(ms) = out["ms"].as_f64() {
+            assert!(ms < 500.0, "{t}: refused at once, not timed out: {out}");
+        }
+    }
+    // The host is in no segment: the same connect goes through.
+    let host = Command::new(workload_bin())
+        .args(["tcp-connect", &format!("{}:7100", addrs.v4)])
+        .output()
+        .expect("workload");
+    let host = crate::net::parse_workload(&String::from_utf8_lossy(&host.stdout));
+    assert_eq!(host["ok"], true, "from the host: {host}");
+    let line = sensor.wait_for(Duration::from_secs(30), "the refused connect", |v| {
+        v["kind"] == "network"
+            && v["container"]["id"] == hex64(&tag).as_str()
+            && v["network"]["protocol"] == "tcp"
+            && v["network"]["dst"] == addrs.v6.as_str()
+    });
+    assert_eq!(line["network"]["dst_segment"], "outer", "{line}");
+    assert_eq!(line["network"]["src_segment"], "inner", "{line}");
+    assert_eq!(line["action"], "block", "{line}");
+    assert_eq!(line["enforced_by"], "cgroup", "{line}");
+    assert_eq!(line["rule"], "network.cross_segment", "{line}");
+    let _ = fs::remove_file(&policy);
+    Outcome::Pass
+}
+
+/// `action: kill` on cross-segment traffic: the connecting process dies of SIGKILL — from
+/// the cgroup hook where the kernel lets it signal, else from the syscall's exit tracepoint.
+pub fn network_kill_kills_the_caller() -> Outcome {
+    let mut addrs = LoopbackAddrs::add();
+    addrs.serve(7200);
+    let (mut sensor, policy) = segment_sensor(&addrs, "kill");
+    let tag = unique("netkill");
+    let cg = ready_container(&mut sensor, &tag);
+    for t in [
+        format!("tcp-connect {}:7200", addrs.v4),
+        format!("udp-send [{}]:7201", addrs.v6),
+    ] {
+        let (_, exit) = workload_in(&cg, &t);
+        assert_eq!(exit, "137", "{t}: killed by SIGKILL");
+    }
+    let line = sensor.wait_for(Duration::from_secs(30), "the kill", |v| {
+        v["kind"] == "network"
+            && v["container"]["id"] == hex64(&tag).as_str()
+            && v["network"]["protocol"] == "udp"
+    });
+    assert_eq!(line["action"], "kill", "{line}");
+    assert_eq!(line["enforced"], true, "{line}");
+    assert_eq!(line["enforced_by"], "signal", "{line}");
     let _ = fs::remove_file(&policy);
     Outcome::Pass
 }

@@ -16,6 +16,7 @@ use std::{
 use serde_json::Value;
 
 pub mod kernel_suite;
+pub mod net;
 
 /// The sensor binary: `SENSOR_BIN` (set by `cargo xtask test`), else next to this test binary.
 pub fn sensor_bin() -> PathBuf {

@@ -212,7 +212,7 @@ fn a_capability_flood_is_counted_exactly_without_loss() {
     assert_eq!(
         counted,
         calls,
-        "every check counted once: {} lines",
+        "every check counted once: {} lines: {lines:#?}",
         lines.len()
     );
     assert!(

@@ -46,4 +46,6 @@ kernel_tests!(
     capability_kill_names_the_syscall,
     capability_block_refuses_with_eperm,
     quiet_capability_probes_are_not_uses,
+    network_block_refuses_with_eperm,
+    network_kill_kills_the_caller,
 );

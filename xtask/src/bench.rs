@@ -17,9 +17,34 @@ use crate::{docker, host, setup, util};
 
 const IMAGE: &str = "local/sensor-bench:latest";
 
+/// In a workload's arguments: replaced by the server container's `IP:PORT`.
+const SERVER: &str = "{server}";
+/// The port the server container's `workload tcp-server` listens on.
+const SERVER_PORT: u16 = 9000;
+
 struct Workload {
     name: &'static str,
+    /// Arguments of `/usr/local/bin/workload` in the bench container; [`SERVER`] in one is
+    /// replaced at run time.
     args: &'static [&'static str],
+}
+
+impl Workload {
+    fn needs_server(&self) -> bool {
+        self.args.iter().any(|a| a.contains(SERVER))
+    }
+
+    /// The arguments with [`SERVER`] filled in.
+    fn args(&self, server: Option<&str>) -> anyhow::Result<Vec<String>> {
+        self.args
+            .iter()
+            .map(|a| match (a.contains(SERVER), server) {
+                (false, _) => Ok(a.to_string()),
+                (true, Some(s)) => Ok(a.replace(SERVER, s)),
+                (true, None) => bail!("workload {} needs the server container", self.name),
+            })
+            .collect()
+    }
 }
 
 const WORKLOADS: &[Workload] = &[
@@ -31,7 +56,24 @@ const WORKLOADS: &[Workload] = &[
         name: "fork_exec",
         args: &["fork-exec", "2000", "/bin/true"],
     },
+    // TCP connect+close to a listener in the same container (loopback).
+    Workload {
+        name: "connect_loopback",
+        args: &["connect-loopback", "20000"],
+    },
+    // TCP connect+close from the bench container to the server container (bridge network).
+    Workload {
+        name: "connect_cross",
+        args: &["connect", "20000", SERVER],
+    },
 ];
+
+fn selected(filter: Option<&str>) -> Vec<&'static Workload> {
+    WORKLOADS
+        .iter()
+        .filter(|w| filter.is_none_or(|f| w.name.contains(f)))
+        .collect()
+}
 
 /// The test crate's binaries that run inside containers and guests, built statically so that
 /// they need no libc there.
@@ -169,11 +211,11 @@ impl Drop for Sensor {
     }
 }
 
-fn measure(container: &str, w: &Workload) -> anyhow::Result<f64> {
+fn measure(container: &str, server: Option<&str>, w: &Workload) -> anyhow::Result<f64> {
     let out = util::output(
         Command::new("docker")
             .args(["exec", container, "/usr/local/bin/workload"])
-            .args(w.args),
+            .args(w.args(server)?),
     )?;
     let v: serde_json::Value =
         serde_json::from_str(out.trim()).with_context(|| format!("workload output {out:?}"))?;
@@ -201,6 +243,7 @@ pub fn bench(rounds: usize, filter: Option<&str>, churn: usize) -> anyhow::Resul
     let workdir = util::target_dir().join("xtask");
     let mut dockerd = docker::TestDocker::ensure(&workdir.join("docker"))?;
     let container = format!("sensor-bench-{}", std::process::id());
+    let server_container = format!("sensor-bench-server-{}", std::process::id());
     let result = (|| {
         docker::build_busybox_image(IMAGE, &[(&workload, "/usr/local/bin/workload")], &workdir)?;
         util::output(
@@ -210,28 +253,79 @@ pub fn bench(rounds: usize, filter: Option<&str>, churn: usize) -> anyhow::Resul
         if churn > 0 {
             return churn_memory(&sensor, churn);
         }
-        run_rounds(&sensor, &container, rounds.max(1), filter)
+        let server = if selected(filter).iter().any(|w| w.needs_server()) {
+            Some(start_server(&server_container)?)
+        } else {
+            None
+        };
+        run_rounds(
+            &sensor,
+            &container,
+            server.as_deref(),
+            rounds.max(1),
+            filter,
+        )
     })();
     let _ = util::output(Command::new("docker").args(["rm", "-f", &container]));
+    let _ = util::output(Command::new("docker").args(["rm", "-f", &server_container]));
     dockerd.stop();
     result
+}
+
+/// Starts the server container (`workload tcp-server`) and returns its `IP:PORT` once it
+/// listens.
+fn start_server(name: &str) -> anyhow::Result<String> {
+    let port = SERVER_PORT.to_string();
+    util::output(Command::new("docker").args([
+        "run",
+        "-d",
+        "--name",
+        name,
+        IMAGE,
+        "/usr/local/bin/workload",
+        "tcp-server",
+        &port,
+    ]))?;
+    let ip = util::output(Command::new("docker").args([
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        name,
+    ]))?;
+    let ip = ip.trim();
+    if ip.is_empty() {
+        bail!("server container {name} has no IP address");
+    }
+    // The server prints its JSON line once it listens.
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let logs = util::output(Command::new("docker").args(["logs", name]))?;
+        if logs.contains("\"listening\"") {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("server container {name} not listening after 10 s: {logs:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let server = format!("{ip}:{port}");
+    eprintln!("xtask: bench server container listening on {server}");
+    Ok(server)
 }
 
 fn run_rounds(
     sensor: &Path,
     container: &str,
+    server: Option<&str>,
     rounds: usize,
     filter: Option<&str>,
 ) -> anyhow::Result<()> {
-    let workloads: Vec<&Workload> = WORKLOADS
-        .iter()
-        .filter(|w| filter.is_none_or(|f| w.name.contains(f)))
-        .collect();
+    let workloads = selected(filter);
     if workloads.is_empty() {
         bail!("no workload matches {filter:?}");
     }
     for w in &workloads {
-        measure(container, w)?; // warm-up: page cache, CPU frequency
+        measure(container, server, w)?; // warm-up: page cache, CPU frequency
     }
     let mut unloaded = vec![Vec::new(); workloads.len()];
     let mut loaded = vec![Vec::new(); workloads.len()];
@@ -249,7 +343,7 @@ fn run_rounds(
                 None
             };
             for (i, w) in workloads.iter().enumerate() {
-                let ns = measure(container, w)?;
+                let ns = measure(container, server, w)?;
                 if with_sensor {
                     loaded[i].push(ns)
                 } else {
@@ -260,8 +354,9 @@ fn run_rounds(
         eprintln!("xtask: bench round {}/{rounds} done", round + 1);
     }
     let mut report = Vec::new();
+    let width = WORKLOADS.iter().map(|w| w.name.len()).max().unwrap_or(0);
     println!(
-        "{:<12} {:>14} {:>14} {:>8} {:>8} {:>8}",
+        "{:<width$} {:>14} {:>14} {:>8} {:>8} {:>8}",
         "workload", "unloaded ns/op", "loaded ns/op", "median", "min", "max"
     );
     for (i, w) in workloads.iter().enumerate() {
@@ -278,12 +373,12 @@ fn run_rounds(
             median(&mut loaded[i].clone()),
         );
         println!(
-            "{:<12} {mu:>14.1} {ml:>14.1} {med:>8.3} {min:>8.3} {max:>8.3}",
+            "{:<width$} {mu:>14.1} {ml:>14.1} {med:>8.3} {min:>8.3} {max:>8.3}",
             w.name
         );
         report.push(json!({
             "workload": w.name,
-            "args": w.args,
+            "args": w.args(server)?,
             "unit": "ns/op",
             "unloaded": unloaded[i],
             "loaded": loaded[i],

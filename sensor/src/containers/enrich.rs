@@ -221,6 +221,8 @@ impl Enricher {
                 if let full @ MetaState::Ready { .. } = fetch(&target, &candidates, deadline).await
                 {
                     state.send_replace(full);
+                    // Again: the API adds what the fast path cannot know (the addresses).
+                    let _ = done.send(token);
                 }
             });
             return;
@@ -244,6 +246,8 @@ impl Enricher {
                 if let full @ MetaState::Ready { .. } = fetch(&target, &candidates, deadline).await
                 {
                     state.send_replace(full);
+                    // Again: the API adds what the fast path cannot know (the addresses).
+                    let _ = done.send(token);
                 }
                 return;
             }

@@ -4,6 +4,7 @@
 pub mod capability;
 pub mod cgroup;
 pub mod exec;
+pub mod network;
 pub mod reader;
 
 use std::fmt;
@@ -29,6 +30,7 @@ pub enum Event {
     CgroupMkdir(cgroup::Cgroup),
     CgroupRmdir(cgroup::Cgroup),
     Capability(capability::Capability),
+    Network(network::Network),
 }
 
 impl Event {
@@ -37,6 +39,7 @@ impl Event {
             Self::Exec(e) => &e.header,
             Self::CgroupMkdir(c) | Self::CgroupRmdir(c) => &c.header,
             Self::Capability(c) => &c.header,
+            Self::Network(n) => &n.header,
         }
     }
 }
@@ -113,6 +116,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         kind::CGROUP_MKDIR => cgroup::decode(bytes).map(Event::CgroupMkdir),
         kind::CGROUP_RMDIR => cgroup::decode(bytes).map(Event::CgroupRmdir),
         kind::CAPABILITY => capability::decode(bytes).map(Event::Capability),
+        kind::NETWORK => network::decode(bytes).map(Event::Network),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }

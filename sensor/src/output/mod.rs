@@ -69,6 +69,44 @@ pub struct CapabilityBody<'a> {
     pub summary: bool,
 }
 
+#[derive(Serialize)]
+pub struct NetworkView {
+    /// `tcp`, `udp`, or `other` (ICMP datagram sockets, ...).
+    pub protocol: &'static str,
+    /// `egress` (the container connects or sends) or `ingress` (a new flow arrives at it).
+    pub direction: &'static str,
+    /// Addresses as the kernel saw them (IPv4-mapped IPv6 shown as IPv4); `src` of an egress
+    /// flow is the container's address when the hook did not see one.
+    pub src: Option<String>,
+    pub dst: Option<String>,
+    /// The destination port (the service), both directions.
+    pub port: u16,
+    /// The source port of an ingress flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    /// Segment of each end: a container in no segment has `null`, an address in none
+    /// `"unknown"`. One in several segments shows the first in policy order.
+    pub src_segment: Option<String>,
+    pub dst_segment: Option<String>,
+    /// Flows this line stands for: 1 for a first occurrence or a kill, the number of repeats
+    /// since the last summary for a summary.
+    pub count: u64,
+}
+
+/// Body of `"kind": "network"` lines.
+#[derive(Serialize)]
+pub struct NetworkBody<'a> {
+    pub network: NetworkView,
+    /// Absent on ingress (no process sends an arriving packet) and on summaries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessRef<'a>>,
+    pub container: Option<ContainerView<'a>>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<VerdictView<'a>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub summary: bool,
+}
+
 /// Body of `"kind": "exec"` lines.
 #[derive(Serialize)]
 pub struct ExecBody<'a> {

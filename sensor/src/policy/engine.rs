@@ -17,6 +17,7 @@ use super::{
     Mode, Parsed, Source,
     compile::{CompileError, Compiler, RuleInfo, Subject},
     install::{InstallError, Installer},
+    network::{NetworkPlan, container_addresses},
 };
 
 /// How long old entries stay after a flip.
@@ -32,8 +33,19 @@ pub enum EngineError {
 
 struct Generation {
     compiler: Compiler,
+    network: NetworkPlan,
     mode: Mode,
     hash: String,
+}
+
+/// What one container cgroup has under a generation.
+#[derive(Clone, Debug, Default)]
+struct CgroupState {
+    ruleset: u32,
+    /// Segment mask (`NetworkPlan`).
+    segments: u64,
+    /// Its addresses, in `NET_ADDRS` under the generation's slot.
+    addrs: Vec<[u8; 16]>,
 }
 
 pub struct Engine {
@@ -41,10 +53,11 @@ pub struct Engine {
     mode_override: Option<Mode>,
     slot: usize,
     current: Generation,
-    /// The generation before the last flip, until its grace period ends.
-    previous: Option<(Generation, usize, Instant)>,
-    /// Ruleset of each known container cgroup under the current generation.
-    cgroups: HashMap<u64, u32>,
+    /// The generation before the last flip, until its grace period ends, with what its
+    /// containers had.
+    previous: Option<(Generation, usize, Instant, HashMap<u64, CgroupState>)>,
+    /// Each known container cgroup under the current generation.
+    cgroups: HashMap<u64, CgroupState>,
 }
 
 /// What a load did, for the `{"kind":"policy","event":"loaded"}` line.
@@ -67,6 +80,7 @@ impl Engine {
     ) -> Result<(Self, Loaded), EngineError> {
         let placeholder = Generation {
             compiler: Compiler::new(&parsed.policy, 1),
+            network: NetworkPlan::default(),
             mode: Mode::Audit,
             hash: String::new(),
         };
@@ -96,7 +110,7 @@ impl Engine {
         let generation = if usize::from(v.generation) == self.slot {
             Some(&self.current)
         } else {
-            self.previous.as_ref().map(|(g, _, _)| g)
+            self.previous.as_ref().map(|(g, _, _, _)| g)
         }?;
         let rule = generation.compiler.ruleset(v.ruleset)?.verdict_rule(
             v.rule,
@@ -110,8 +124,9 @@ impl Engine {
     /// rules until its metadata says which.
     pub fn container_seen(&mut self, cgroup: u64) -> Result<(), EngineError> {
         if !self.cgroups.contains_key(&cgroup) {
-            self.installer.set_cgroup(cgroup, self.slot, NO_RULESET)?;
-            self.cgroups.insert(cgroup, NO_RULESET);
+            self.installer
+                .set_cgroup(cgroup, self.slot, NO_RULESET, 0)?;
+            self.cgroups.insert(cgroup, CgroupState::default());
         }
         Ok(())
     }
@@ -126,14 +141,76 @@ impl Engine {
         if created && let Some(rs) = self.current.compiler.ruleset(id) {
             self.installer.install_ruleset(rs)?;
         }
-        self.installer.set_cgroup(cgroup, self.slot, id)?;
-        self.cgroups.insert(cgroup, id);
+        let state = self.state_for(subject, id);
+        let old = self.cgroups.remove(&cgroup).unwrap_or_default();
+        for addr in old.addrs.iter().filter(|a| !state.addrs.contains(a)) {
+            self.installer.remove_address(self.slot, *addr);
+        }
+        install_state(
+            &mut self.installer,
+            cgroup,
+            self.slot,
+            &self.current.network,
+            &state,
+        )?;
+        self.cgroups.insert(cgroup, state);
         Ok(id)
+    }
+
+    /// A container's segments and addresses under the current generation.
+    fn state_for(&self, subject: &Subject<'_>, ruleset: u32) -> CgroupState {
+        CgroupState {
+            ruleset,
+            segments: self.current.network.segments_of(subject),
+            addrs: subject
+                .metadata
+                .map(container_addresses)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Segment names of a mask under the generation in `slot` (events carry the slot).
+    pub fn segment_names(&self, slot: u8, mask: u64) -> Vec<String> {
+        let generation = match &self.previous {
+            Some((g, s, _, _)) if usize::from(slot) == *s => g,
+            _ => &self.current,
+        };
+        generation
+            .network
+            .names_of(mask)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The active generation slot.
+    pub fn slot(&self) -> u8 {
+        self.slot as u8
+    }
+
+    /// A container's segments under the current generation.
+    pub fn segments_of(&self, cgroup: u64) -> u64 {
+        self.cgroups.get(&cgroup).map_or(0, |s| s.segments)
+    }
+
+    /// An address's segments under the current generation: its container's and its CIDRs'.
+    pub fn address_segments(&self, addr: &[u8; 16]) -> u64 {
+        let container = self
+            .cgroups
+            .values()
+            .filter(|s| s.addrs.contains(addr))
+            .fold(0, |m, s| m | s.segments);
+        container | self.current.network.cidr_segments(addr)
+    }
+
+    /// The first address a container is known by.
+    pub fn address_of(&self, cgroup: u64) -> Option<[u8; 16]> {
+        self.cgroups.get(&cgroup)?.addrs.first().copied()
     }
 
     /// The rule and action capability `cap` gets in `cgroup` under the current policy.
     pub fn capability_rule(&self, cgroup: u64, cap: u32) -> Option<(String, super::Action)> {
-        let id = *self.cgroups.get(&cgroup)?;
+        let id = self.cgroups.get(&cgroup)?.ruleset;
         let rs = self.current.compiler.ruleset(id)?;
         let caps = rs.caps.as_ref()?;
         let bit = 1u64 << (cap & 63);
@@ -165,7 +242,10 @@ impl Engine {
     }
 
     pub fn container_gone(&mut self, cgroup: u64) {
-        if self.cgroups.remove(&cgroup).is_some() {
+        if let Some(state) = self.cgroups.remove(&cgroup) {
+            for addr in state.addrs {
+                self.installer.remove_address(self.slot, addr);
+            }
             self.installer.remove_cgroup(cgroup);
         }
     }
@@ -183,37 +263,56 @@ impl Engine {
         self.retire(true);
         let first_id = self.current.compiler.next_id();
         let mut compiler = Compiler::new(&parsed.policy, first_id);
+        let network = NetworkPlan::new(&parsed.policy);
         let mut assignments = Vec::with_capacity(subjects.len());
         for (cgroup, subject) in &subjects {
-            assignments.push((*cgroup, compiler.ruleset_for(subject)?.0));
+            let (ruleset, _) = compiler.ruleset_for(subject)?;
+            assignments.push((
+                *cgroup,
+                CgroupState {
+                    ruleset,
+                    segments: network.segments_of(subject),
+                    addrs: subject
+                        .metadata
+                        .map(container_addresses)
+                        .unwrap_or_default(),
+                },
+            ));
         }
         let (host, _) = compiler.ruleset_for(&Subject::host())?;
 
         let next = 1 - self.slot;
         let installed: Vec<_> = compiler.rulesets().collect();
-        for rs in &installed {
-            if let Err(e) = self.installer.install_ruleset(rs) {
-                for rs in &installed {
-                    self.installer.remove_ruleset(rs);
-                }
-                return Err(e.into());
+        let undo = |installer: &mut Installer| {
+            for rs in &installed {
+                installer.remove_ruleset(rs);
             }
+            installer.remove_network(next, &network);
+        };
+        let written = installed
+            .iter()
+            .try_for_each(|rs| self.installer.install_ruleset(rs))
+            .and_then(|()| self.installer.install_network(next, &network));
+        if let Err(e) = written {
+            undo(&mut self.installer);
+            return Err(e.into());
         }
         // Containers not in `subjects` (metadata pending) stay rule-less in the new slot.
-        for (cgroup, _) in self.cgroups.iter_mut() {
-            self.installer.set_cgroup(*cgroup, next, NO_RULESET)?;
+        for cgroup in self.cgroups.keys() {
+            self.installer.set_cgroup(*cgroup, next, NO_RULESET, 0)?;
         }
         let mut cgroups = HashMap::new();
-        for (cgroup, id) in assignments {
-            self.installer.set_cgroup(cgroup, next, id)?;
-            cgroups.insert(cgroup, id);
+        for (cgroup, state) in assignments {
+            install_state(&mut self.installer, cgroup, next, &network, &state)?;
+            cgroups.insert(cgroup, state);
         }
         for cgroup in self.cgroups.keys() {
-            cgroups.entry(*cgroup).or_insert(NO_RULESET);
+            cgroups.entry(*cgroup).or_default();
         }
         let mode = self.mode_override.unwrap_or(parsed.policy.mode);
         let mut config = self.installer.config();
         config.host_ruleset[next] = host;
+        config.network[next] = network.config;
         config.generation = next as u32;
         config.mode = match mode {
             Mode::Audit => MODE_AUDIT,
@@ -226,13 +325,14 @@ impl Engine {
             &mut self.current,
             Generation {
                 compiler,
+                network,
                 mode,
                 hash: source.hash(),
             },
         );
-        self.previous = Some((old, self.slot, Instant::now() + GRACE));
+        let old_cgroups = std::mem::replace(&mut self.cgroups, cgroups);
+        self.previous = Some((old, self.slot, Instant::now() + GRACE, old_cgroups));
         self.slot = next;
-        self.cgroups = cgroups;
         Ok(Loaded {
             hash: self.current.hash.clone(),
             mode,
@@ -248,21 +348,44 @@ impl Engine {
         let due = self
             .previous
             .as_ref()
-            .is_some_and(|(_, _, at)| now || Instant::now() >= *at);
+            .is_some_and(|(_, _, at, _)| now || Instant::now() >= *at);
         if !due {
             return;
         }
-        let Some((old, slot, _)) = self.previous.take() else {
+        let Some((old, slot, _, old_cgroups)) = self.previous.take() else {
             return;
         };
         for rs in old.compiler.rulesets() {
             self.installer.remove_ruleset(rs);
         }
+        self.installer.remove_network(slot, &old.network);
+        for state in old_cgroups.values() {
+            for addr in &state.addrs {
+                self.installer.remove_address(slot, *addr);
+            }
+        }
         for cgroup in self.cgroups.keys().copied().collect::<Vec<_>>() {
-            let _ = self.installer.set_cgroup(cgroup, slot, NO_RULESET);
+            let _ = self.installer.set_cgroup(cgroup, slot, NO_RULESET, 0);
         }
         let mut config = self.installer.config();
         config.host_ruleset[slot] = NO_RULESET;
+        config.network[slot] = Default::default();
         let _ = self.installer.set_config(config);
     }
+}
+
+/// Writes a container's entries into `slot`: its addresses (each with its segments and those
+/// of the CIDRs covering it), then its cgroup entry.
+fn install_state(
+    installer: &mut Installer,
+    cgroup: u64,
+    slot: usize,
+    plan: &NetworkPlan,
+    state: &CgroupState,
+) -> Result<(), InstallError> {
+    for addr in &state.addrs {
+        let mask = state.segments | plan.cidr_segments(addr);
+        installer.set_address(slot, *addr, mask)?;
+    }
+    installer.set_cgroup(cgroup, slot, state.ruleset, state.segments)
 }

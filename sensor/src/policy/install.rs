@@ -1,5 +1,6 @@
 //! Compiled policy → the kernel's maps (`sensor-ebpf/src/maps.rs`: `POLICY`,
-//! `CGROUP_POLICY`, `EXEC_PREFIX`, `EXEC_SUFFIX`, `EXEC_RULESETS`).
+//! `CGROUP_POLICY`, `EXEC_PREFIX`, `EXEC_SUFFIX`, `EXEC_RULESETS`, `CAP_RULESETS`,
+//! `NET_ADDRS`, `NET_CIDRS`, `NET_FLOWS`).
 
 use aya::{
     Ebpf,
@@ -7,10 +8,11 @@ use aya::{
 };
 use sensor_common::{
     capability::CapRuleset,
+    network::{AddrKey, CidrKeyData, FlowKey},
     policy::{CgroupPolicy, ExecKeyData, ExecRuleset, ExecValue, PolicyConfig},
 };
 
-use super::compile::Ruleset;
+use super::{compile::Ruleset, network::NetworkPlan};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -31,6 +33,9 @@ pub struct Installer {
     suffix: LpmTrie<MapData, ExecKeyData, ExecValue>,
     rulesets: HashMap<MapData, u32, ExecRuleset>,
     caps: HashMap<MapData, u32, CapRuleset>,
+    addrs: HashMap<MapData, AddrKey, u64>,
+    cidrs: LpmTrie<MapData, CidrKeyData, u64>,
+    flows: HashMap<MapData, FlowKey, u64>,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
@@ -51,6 +56,9 @@ impl Installer {
             suffix: take(ebpf, "EXEC_SUFFIX")?,
             rulesets: take(ebpf, "EXEC_RULESETS")?,
             caps: take(ebpf, "CAP_RULESETS")?,
+            addrs: take(ebpf, "NET_ADDRS")?,
+            cidrs: take(ebpf, "NET_CIDRS")?,
+            flows: take(ebpf, "NET_FLOWS")?,
         })
     }
 
@@ -104,15 +112,17 @@ impl Installer {
         let _ = self.caps.remove(&rs.id);
     }
 
-    /// Sets the ruleset of `cgroup` in generation `slot`, keeping the other slot.
+    /// Sets the ruleset and segments of `cgroup` in generation `slot`, keeping the other slot.
     pub fn set_cgroup(
         &mut self,
         cgroup: u64,
         slot: usize,
         ruleset: u32,
+        segments: u64,
     ) -> Result<(), InstallError> {
         let mut entry = self.cgroups.get(&cgroup, 0).unwrap_or_default();
         entry.ruleset[slot & 1] = ruleset;
+        entry.segments[slot & 1] = segments;
         self.cgroups
             .insert(cgroup, entry, 0)
             .map_err(map_err("CGROUP_POLICY"))
@@ -120,5 +130,55 @@ impl Installer {
 
     pub fn remove_cgroup(&mut self, cgroup: u64) {
         let _ = self.cgroups.remove(&cgroup);
+    }
+}
+
+impl Installer {
+    /// Writes a generation's CIDR and flow entries into `slot`.
+    pub fn install_network(&mut self, slot: usize, plan: &NetworkPlan) -> Result<(), InstallError> {
+        for (len, data, mask) in plan.cidr_entries(slot) {
+            self.cidrs
+                .insert(&Key::new(len, data), mask, 0)
+                .map_err(map_err("NET_CIDRS"))?;
+        }
+        for (key, mask) in plan.flow_entries(slot) {
+            self.flows
+                .insert(key, mask, 0)
+                .map_err(map_err("NET_FLOWS"))?;
+        }
+        Ok(())
+    }
+
+    /// Removes what `install_network` wrote; entries already gone are fine.
+    pub fn remove_network(&mut self, slot: usize, plan: &NetworkPlan) {
+        for (len, data, _) in plan.cidr_entries(slot) {
+            let _ = self.cidrs.remove(&Key::new(len, data));
+        }
+        for (key, _) in plan.flow_entries(slot) {
+            let _ = self.flows.remove(&key);
+        }
+    }
+
+    /// A container's address and its segments under generation `slot`.
+    pub fn set_address(
+        &mut self,
+        slot: usize,
+        addr: [u8; 16],
+        segments: u64,
+    ) -> Result<(), InstallError> {
+        let key = AddrKey {
+            generation: slot as u32,
+            addr,
+        };
+        self.addrs
+            .insert(key, segments, 0)
+            .map_err(map_err("NET_ADDRS"))
+    }
+
+    pub fn remove_address(&mut self, slot: usize, addr: [u8; 16]) {
+        let _ = self.addrs.remove(&AddrKey {
+            generation: slot as u32,
+            addr,
+        });
     }
 }

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod install;
 pub mod model;
 pub mod names;
+pub mod network;
 pub mod parse;
 pub mod posture;
 pub mod syscall_table;

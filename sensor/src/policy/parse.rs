@@ -570,10 +570,6 @@ impl Parser {
                 ),
             }
         }
-        self.warn(
-            map.span(),
-            "`network` rules are parsed but not enforced by this version yet",
-        );
         Some(Network {
             cross_segment,
             unknown,
@@ -714,6 +710,15 @@ pub fn parse(text: &str) -> Result<Parsed, Vec<PolicyError>> {
                             p.error(
                                 item.span(),
                                 format!("segment `{}` is defined twice", s.name),
+                            );
+                        }
+                        if segments.len() == sensor_common::network::MAX_SEGMENTS {
+                            p.error(
+                                item.span(),
+                                format!(
+                                    "more than {} segments; merge some (a segment can list several CIDRs and match by label)",
+                                    sensor_common::network::MAX_SEGMENTS
+                                ),
                             );
                         }
                         segments.push(s);

@@ -5,6 +5,8 @@
 //! the events of every other container and of the host keep flowing, and its own keep their
 //! order.
 
+mod network;
+
 use std::{
     collections::HashMap,
     io,
@@ -51,6 +53,8 @@ pub struct Pipeline<S: Sink> {
     exes: ExeCache,
     /// Counts of repeated capability checks.
     pub summaries: Option<crate::summaries::CapSummaries>,
+    /// Counts of repeated network flows.
+    pub net_summaries: Option<crate::summaries::NetSummaries>,
     /// The policy in force; `None` when the kernel's policy maps are not in use.
     pub engine: Option<Engine>,
 }
@@ -71,6 +75,7 @@ impl<S: Sink> Pipeline<S> {
             held: HashMap::new(),
             exes: ExeCache::default(),
             summaries: None,
+            net_summaries: None,
             engine: None,
         }
     }
@@ -83,9 +88,10 @@ impl<S: Sink> Pipeline<S> {
 
     pub fn handle(&mut self, event: Event) -> io::Result<()> {
         match event {
-            Event::Exec(_) | Event::Capability(_) => {
+            Event::Exec(_) | Event::Capability(_) | Event::Network(_) => {
                 let kind = match &event {
                     Event::Exec(_) => kind::EXEC,
+                    Event::Network(_) => kind::NETWORK,
                     _ => kind::CAPABILITY,
                 };
                 self.metrics.events[kind as usize].fetch_add(1, Relaxed);
@@ -133,6 +139,9 @@ impl<S: Sink> Pipeline<S> {
                 if let Some(summaries) = &mut self.summaries {
                     summaries.forget_cgroup(c.id);
                 }
+                if let Some(summaries) = &mut self.net_summaries {
+                    summaries.forget_cgroup(c.id);
+                }
                 if let Some(engine) = &mut self.engine {
                     engine.container_gone(c.id);
                 }
@@ -151,6 +160,7 @@ impl<S: Sink> Pipeline<S> {
         match event {
             Event::Exec(e) => self.write_exec(e, attribution),
             Event::Capability(c) => self.write_capability(c, attribution),
+            Event::Network(n) => self.write_network(n, attribution),
             Event::CgroupMkdir(_) | Event::CgroupRmdir(_) => Ok(()),
         }
     }
@@ -201,6 +211,7 @@ impl<S: Sink> Pipeline<S> {
     /// Summary lines for the capability checks counted since the last ones (of one cgroup, or
     /// of all).
     pub fn write_summaries(&mut self, only_cgroup: Option<u64>) -> io::Result<()> {
+        self.write_network_summaries(only_cgroup)?;
         let Some(summaries) = &mut self.summaries else {
             return Ok(());
         };
@@ -296,11 +307,22 @@ impl<S: Sink> Pipeline<S> {
         // Rule names live as long as the engine keeps the generation; the line is written at
         // once, so a leaked copy is avoided by interning the names.
         let name = intern(&rule.name);
+        Some(self.verdict_view(name, action, v))
+    }
+
+    /// Verdict fields for rule `name` whose action is `action`, counted per rule.
+    fn verdict_view(
+        &self,
+        name: &'static str,
+        action: Action,
+        v: sensor_common::policy::Verdict,
+    ) -> VerdictView<'static> {
         let enforce = v.mode == 1;
         let enforced = enforce && action != Action::Audit;
         let enforced_by = match v.enforced {
             sensor_common::policy::ENFORCED_SIGNAL => Some("signal"),
             sensor_common::policy::ENFORCED_LSM => Some("lsm"),
+            sensor_common::policy::ENFORCED_CGROUP => Some("cgroup"),
             _ => None,
         };
         let view = VerdictView {
@@ -321,7 +343,7 @@ impl<S: Sink> Pipeline<S> {
         };
         self.metrics
             .count_rule(name, enforced_by.is_some(), !enforced);
-        Some(view)
+        view
     }
 
     /// Writes the held events of a container, in order, after its start line.

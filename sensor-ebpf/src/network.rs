@@ -1,0 +1,528 @@
+//! Network segmentation at the cgroup socket hooks, attached once at the cgroup v2 root:
+//! `connect4`/`connect6` (TCP, connected UDP), `sendmsg4`/`sendmsg6` (unconnected UDP), and a
+//! `cgroup_skb` `ingress` program for new flows arriving from addresses outside any container.
+//!
+//! A flow is judged by the segments of both ends: the container's (`CGROUP_POLICY`), the
+//! remote address's (`NET_ADDRS`: container addresses, exact; `NET_CIDRS`: segment CIDRs, LPM).
+//! Same segment: allowed. Different segments: allowed only by a `NET_FLOWS` entry, else
+//! `cross_segment`. Remote in no segment: `unknown`. A container in no segment is not
+//! restricted. Every flow of a container is counted per (container, remote, port, protocol,
+//! direction, verdict) in `NET_SEEN`: the first of each is an event.
+//!
+//! `block` returns 0 from the hook (the syscall fails with EPERM; the packet is dropped);
+//! `kill` does that and sends SIGKILL, from the hook itself where the kernel allows a cgroup
+//! program to signal, else from the syscall's exit tracepoint (`network_kill`).
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        bpf_ktime_get_boot_ns, generated::bpf_send_signal,
+    },
+    macros::{cgroup_skb, cgroup_sock_addr, tracepoint},
+    maps::lpm_trie::Key,
+    programs::{SkBuffContext, SockAddrContext, TracePointContext},
+};
+use sensor_common::{
+    EventHeader, kind,
+    network::{
+        AddrKey, CidrKeyData, DIRECTION_EGRESS, DIRECTION_INGRESS, FlowKey, HOOK_CONNECT,
+        HOOK_INGRESS, HOOK_SENDMSG, MAX_SEGMENTS, NetKey, NetworkConfig, NetworkEvent,
+        NetworkHooks, PROTO_OTHER, PROTO_TCP, PROTO_UDP, REASON_ALLOWED, REASON_CROSS_SEGMENT,
+        REASON_UNKNOWN, is_local, mapped_v4,
+    },
+    policy::{ACTION_BLOCK, ACTION_KILL, ACTION_NONE, ENFORCED_SIGNAL, MODE_ENFORCE, Verdict},
+};
+
+use crate::{
+    maps::{
+        CGROUP_POLICY, EVENTS, NET_ADDRS, NET_CIDRS, NET_FLOWS, NET_KILL, NET_SEEN, POLICY,
+        Urgency, count_lost, submit,
+    },
+    task::{fill_header, offsets},
+};
+
+/// What the cgroup programs may call on this kernel, from the daemon's probes. Read-only: the
+/// verifier sees the values as constants and never walks the branch a kernel would refuse.
+#[unsafe(no_mangle)]
+static NETWORK_HOOKS: NetworkHooks = NetworkHooks {
+    signal: 0,
+    task: 0,
+    _pad: [0; 2],
+};
+
+const SIGKILL: u32 = 9;
+/// Hook return values.
+const ALLOW: i32 = 1;
+const DENY: i32 = 0;
+
+#[inline(always)]
+fn hooks() -> NetworkHooks {
+    // SAFETY: reading a static; volatile so the loader's values are used.
+    unsafe { core::ptr::read_volatile(&NETWORK_HOOKS) }
+}
+
+/// One flow as a hook sees it.
+struct Flow {
+    cgroup_id: u64,
+    remote: [u8; 16],
+    local: [u8; 16],
+    remote_port: u16,
+    local_port: u16,
+    protocol: u8,
+    direction: u8,
+    hook: u8,
+}
+
+/// The verdict on a flow and the segments behind it.
+struct Judged {
+    action: u8,
+    reason: u8,
+    generation: u8,
+    enforce: bool,
+    local_segments: u64,
+    remote_segments: u64,
+}
+
+/// Segments of `addr` under `generation`: a container's address, else the CIDRs covering it.
+#[inline(always)]
+fn address_segments(generation: u8, addr: &[u8; 16]) -> u64 {
+    let key = AddrKey {
+        generation: generation as u32,
+        addr: *addr,
+    };
+    // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
+    if let Some(mask) = unsafe { NET_ADDRS.get(&key) } {
+        return *mask;
+    }
+    cidr_segments(generation, addr)
+}
+
+#[inline(always)]
+fn cidr_segments(generation: u8, addr: &[u8; 16]) -> u64 {
+    let key = Key::new(
+        32 + 128,
+        CidrKeyData {
+            generation: (generation as u32).to_be_bytes(),
+            addr: *addr,
+        },
+    );
+    NET_CIDRS.get(&key).copied().unwrap_or(0)
+}
+
+/// Whether an `allow` entry lets `from` segments reach any of the `to` segments.
+#[inline(always)]
+fn flow_allowed(generation: u8, from: u64, to: u64, protocol: u8, port: u16) -> bool {
+    let mut i: u32 = 0;
+    while i < MAX_SEGMENTS as u32 {
+        if to & (1u64 << i) != 0 {
+            let mut key = FlowKey {
+                generation,
+                to: i as u8,
+                protocol,
+                _pad: 0,
+                port,
+                _pad2: 0,
+            };
+            // SAFETY: hash map lookups with valid keys.
+            if let Some(m) = unsafe { NET_FLOWS.get(&key) }
+                && m & from != 0
+            {
+                return true;
+            }
+            key.port = 0;
+            // SAFETY: as above.
+            if let Some(m) = unsafe { NET_FLOWS.get(&key) }
+                && m & from != 0
+            {
+                return true;
+            }
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Judges a flow from the container in `cgroup_id` (its segments `local`) to or from `remote`
+/// (`from_remote`: the flow goes remote → container). `None` when the cgroup is not a
+/// container: nothing to report.
+#[inline(always)]
+fn judge(flow: &Flow, from_remote: bool) -> Option<Judged> {
+    let config = POLICY.get(0)?;
+    let generation = (config.generation & 1) as u8;
+    // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
+    let policy = unsafe { CGROUP_POLICY.get(&flow.cgroup_id) }?;
+    let local = policy.segments[generation as usize];
+    let net: NetworkConfig = config.network[generation as usize];
+    let remote = address_segments(generation, &flow.remote);
+    let mut judged = Judged {
+        action: ACTION_NONE,
+        reason: REASON_ALLOWED,
+        generation,
+        enforce: config.mode == MODE_ENFORCE,
+        local_segments: local,
+        remote_segments: remote,
+    };
+    if local == 0 || local & remote != 0 {
+        return Some(judged);
+    }
+    if remote == 0 {
+        judged.action = net.unknown;
+        judged.reason = if net.unknown == ACTION_NONE {
+            REASON_ALLOWED
+        } else {
+            REASON_UNKNOWN
+        };
+        return Some(judged);
+    }
+    if net.cross_segment == ACTION_NONE {
+        return Some(judged);
+    }
+    let (from, to, port) = if from_remote {
+        (remote, local, flow.local_port)
+    } else {
+        (local, remote, flow.remote_port)
+    };
+    if flow_allowed(generation, from, to, flow.protocol, port)
+        || (flow.protocol != PROTO_OTHER && flow_allowed(generation, from, to, PROTO_OTHER, port))
+    {
+        return Some(judged);
+    }
+    // A datagram answering one the container was allowed to send (a DNS reply).
+    if from_remote
+        && flow.protocol == PROTO_UDP
+        && flow_allowed(generation, local, remote, PROTO_UDP, flow.remote_port)
+    {
+        return Some(judged);
+    }
+    judged.action = net.cross_segment;
+    judged.reason = REASON_CROSS_SEGMENT;
+    Some(judged)
+}
+
+/// Counts the flow; the first of its kind (and every kill) becomes an event.
+#[inline(always)]
+fn record(flow: &Flow, judged: &Judged, enforced: u8, from_task: bool) {
+    let key = NetKey {
+        cgroup_id: flow.cgroup_id,
+        addr: flow.remote,
+        port: if flow.direction == DIRECTION_INGRESS {
+            flow.local_port
+        } else {
+            flow.remote_port
+        },
+        protocol: flow.protocol,
+        direction: flow.direction,
+        action: judged.action,
+        reason: judged.reason,
+        _pad: [0; 2],
+    };
+    if enforced == 0 || judged.action != ACTION_KILL {
+        match NET_SEEN.get_ptr_mut(&key) {
+            Some(count) => {
+                // SAFETY: this CPU's slot of a per-CPU value; no other program touches it now.
+                unsafe { *count += 1 };
+                return;
+            }
+            None => {
+                if NET_SEEN.insert(&key, &1, 0).is_err() {
+                    count_lost(kind::NETWORK_UNAGGREGATED);
+                }
+            }
+        }
+    }
+    emit(flow, judged, enforced, from_task);
+}
+
+#[inline(always)]
+fn emit(flow: &Flow, judged: &Judged, enforced: u8, from_task: bool) {
+    let Some(mut entry) = EVENTS.reserve::<NetworkEvent>(0) else {
+        count_lost(kind::NETWORK);
+        return;
+    };
+    // SAFETY: the reservation is exclusively ours until submit; every field is written.
+    let event = unsafe { &mut *entry.as_mut_ptr() };
+    fill_flow_header(&mut event.header, flow.cgroup_id, from_task);
+    event.remote = flow.remote;
+    event.local = flow.local;
+    event.remote_port = flow.remote_port;
+    event.local_port = flow.local_port;
+    event.protocol = flow.protocol;
+    event.direction = flow.direction;
+    event.reason = judged.reason;
+    event.hook = flow.hook;
+    event.local_segments = judged.local_segments;
+    event.remote_segments = judged.remote_segments;
+    event.verdict = Verdict {
+        rule: 0,
+        ruleset: 0,
+        allow_violated: 0,
+        action: judged.action,
+        enforced,
+        generation: judged.generation,
+        mode: u8::from(judged.enforce),
+    };
+    let urgency = if judged.action != ACTION_NONE {
+        Urgency::Now
+    } else {
+        Urgency::Batch
+    };
+    submit(entry, urgency);
+}
+
+/// The header of a network event: the whole task where the kernel lets this program type read
+/// it, else what every kernel allows (cgroup, uid, gid, pid); nothing of a task on ingress.
+#[inline(always)]
+fn fill_flow_header(header: &mut EventHeader, cgroup_id: u64, from_task: bool) {
+    let size = core::mem::size_of::<NetworkEvent>();
+    if from_task && hooks().task != 0 {
+        fill_header(header, kind::NETWORK, size, &offsets());
+        return;
+    }
+    *header = EventHeader::zeroed();
+    header.kind = kind::NETWORK;
+    header.size = size as u32;
+    // SAFETY: the helper has no preconditions.
+    header.ktime_ns = unsafe { bpf_ktime_get_boot_ns() };
+    header.cgroup_id = cgroup_id;
+    if from_task {
+        let uid_gid = bpf_get_current_uid_gid();
+        header.uid = uid_gid as u32;
+        header.gid = (uid_gid >> 32) as u32;
+    }
+}
+
+/// Applies a socket hook's verdict: 1 lets the operation go on, 0 fails it with EPERM.
+#[inline(always)]
+fn enforce_at_socket(flow: &Flow, judged: &Judged) -> i32 {
+    if !judged.enforce || judged.action < ACTION_BLOCK {
+        record(flow, judged, 0, true);
+        return ALLOW;
+    }
+    let mut enforced = 0;
+    if judged.action == ACTION_KILL {
+        if hooks().signal != 0 {
+            // SAFETY: the helper signals the current task; no memory is involved.
+            if unsafe { bpf_send_signal(SIGKILL) } == 0 {
+                enforced = ENFORCED_SIGNAL;
+            }
+        } else {
+            // The syscall's exit tracepoint kills (`network_kill`).
+            let pid_tgid = bpf_get_current_pid_tgid();
+            if NET_KILL.insert(&pid_tgid, &1, 0).is_ok() {
+                enforced = ENFORCED_SIGNAL;
+            }
+        }
+    }
+    // Refused: EPERM (reported as the block it is when no kill happened).
+    let mut shown = Judged { ..*judged };
+    if enforced == 0 {
+        shown.action = ACTION_BLOCK;
+    }
+    record(
+        flow,
+        &shown,
+        if enforced == 0 { BLOCKED } else { enforced },
+        true,
+    );
+    DENY
+}
+
+/// `Verdict::enforced` for a refused operation: the hook itself refused it.
+const BLOCKED: u8 = sensor_common::policy::ENFORCED_CGROUP;
+
+#[inline(always)]
+fn socket_protocol(ctx: &SockAddrContext) -> u8 {
+    // SAFETY: the context pointer is the kernel's; field reads are rewritten by the verifier.
+    let protocol = unsafe { (*ctx.sock_addr).protocol };
+    match protocol as u8 {
+        PROTO_TCP => PROTO_TCP,
+        PROTO_UDP => PROTO_UDP,
+        _ => PROTO_OTHER,
+    }
+}
+
+#[inline(always)]
+fn on_sock_addr(ctx: &SockAddrContext, v6: bool, hook: u8) -> i32 {
+    // SAFETY: the context pointer is the kernel's; field reads are rewritten by the verifier.
+    let sa = unsafe { &*ctx.sock_addr };
+    let remote = if v6 {
+        ipv6_bytes(&sa.user_ip6)
+    } else {
+        mapped_v4(sa.user_ip4)
+    };
+    if is_local(&remote) {
+        return ALLOW;
+    }
+    let local = if hook == HOOK_SENDMSG {
+        if v6 {
+            ipv6_bytes(&sa.msg_src_ip6)
+        } else if sa.msg_src_ip4 != 0 {
+            mapped_v4(sa.msg_src_ip4)
+        } else {
+            [0; 16]
+        }
+    } else {
+        [0; 16]
+    };
+    let flow = Flow {
+        // SAFETY: the helper has no preconditions.
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        remote,
+        local,
+        remote_port: u16::from_be(sa.user_port as u16),
+        local_port: 0,
+        protocol: socket_protocol(ctx),
+        direction: DIRECTION_EGRESS,
+        hook,
+    };
+    match judge(&flow, false) {
+        Some(judged) => enforce_at_socket(&flow, &judged),
+        None => ALLOW,
+    }
+}
+
+#[inline(always)]
+fn ipv6_bytes(words: &[u32; 4]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let mut i = 0;
+    while i < 4 {
+        let b = words[i].to_ne_bytes();
+        out[i * 4] = b[0];
+        out[i * 4 + 1] = b[1];
+        out[i * 4 + 2] = b[2];
+        out[i * 4 + 3] = b[3];
+        i += 1;
+    }
+    out
+}
+
+#[cgroup_sock_addr(connect4)]
+pub fn connect4(ctx: SockAddrContext) -> i32 {
+    on_sock_addr(&ctx, false, HOOK_CONNECT)
+}
+
+#[cgroup_sock_addr(connect6)]
+pub fn connect6(ctx: SockAddrContext) -> i32 {
+    on_sock_addr(&ctx, true, HOOK_CONNECT)
+}
+
+#[cgroup_sock_addr(sendmsg4)]
+pub fn sendmsg4(ctx: SockAddrContext) -> i32 {
+    on_sock_addr(&ctx, false, HOOK_SENDMSG)
+}
+
+#[cgroup_sock_addr(sendmsg6)]
+pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
+    on_sock_addr(&ctx, true, HOOK_SENDMSG)
+}
+
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
+
+/// New flows arriving at a container from an address outside every container (containers'
+/// own connects were judged at their connect): a TCP SYN, or any UDP datagram.
+#[cgroup_skb(ingress)]
+pub fn ingress(ctx: SkBuffContext) -> i32 {
+    on_ingress(&ctx).unwrap_or(ALLOW)
+}
+
+#[inline(always)]
+fn on_ingress(ctx: &SkBuffContext) -> Option<i32> {
+    // SAFETY: the helper reads the context's socket cgroup; no memory is involved.
+    let cgroup_id = unsafe { aya_ebpf::helpers::bpf_skb_cgroup_id(ctx.as_ptr() as *mut _) };
+    // Cheap exit first: most packets are not for a segmented container.
+    let config = POLICY.get(0)?;
+    let generation = (config.generation & 1) as usize;
+    // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
+    let policy = unsafe { CGROUP_POLICY.get(&cgroup_id) }?;
+    if policy.segments[generation] == 0 {
+        return None;
+    }
+    // The IP version from the packet itself: the socket's family says AF_INET6 for IPv4
+    // arriving at a dual-stack socket.
+    let first: u8 = ctx.load(0).ok()?;
+    let (remote, local, protocol, l4) = if first >> 4 == 4 {
+        let protocol: u8 = ctx.load(9).ok()?;
+        let src: u32 = ctx.load(12).ok()?;
+        let dst: u32 = ctx.load(16).ok()?;
+        (
+            mapped_v4(src),
+            mapped_v4(dst),
+            protocol,
+            ((first & 0x0f) as usize) * 4,
+        )
+    } else if first >> 4 == 6 {
+        let protocol: u8 = ctx.load(6).ok()?;
+        let src: [u8; 16] = ctx.load(8).ok()?;
+        let dst: [u8; 16] = ctx.load(24).ok()?;
+        (src, dst, protocol, 40)
+    } else {
+        return None;
+    };
+    if is_local(&remote) {
+        return None;
+    }
+    let protocol = match protocol {
+        PROTO_TCP => {
+            let flags: u8 = ctx.load(l4 + 13).ok()?;
+            if flags & TCP_SYN == 0 || flags & TCP_ACK != 0 {
+                return None;
+            }
+            PROTO_TCP
+        }
+        PROTO_UDP => PROTO_UDP,
+        _ => return None,
+    };
+    // From another container: judged at that container's connect or sendmsg.
+    let key = AddrKey {
+        generation: generation as u32,
+        addr: remote,
+    };
+    // SAFETY: a hash map lookup with a valid key.
+    if unsafe { NET_ADDRS.get(&key) }.is_some() {
+        return None;
+    }
+    let ports: u32 = ctx.load(l4).ok()?;
+    let ports = ports.to_ne_bytes();
+    let flow = Flow {
+        cgroup_id,
+        remote,
+        local,
+        remote_port: u16::from_be_bytes([ports[0], ports[1]]),
+        local_port: u16::from_be_bytes([ports[2], ports[3]]),
+        protocol,
+        direction: DIRECTION_INGRESS,
+        hook: HOOK_INGRESS,
+    };
+    let judged = judge(&flow, true)?;
+    // Inbound from addresses in no segment is the host firewall's business, not `unknown`'s.
+    if judged.reason != REASON_CROSS_SEGMENT {
+        return None;
+    }
+    if judged.enforce && judged.action >= ACTION_BLOCK {
+        let shown = Judged {
+            action: ACTION_BLOCK,
+            ..judged
+        };
+        record(&flow, &shown, BLOCKED, false);
+        return Some(DENY);
+    }
+    record(&flow, &judged, 0, false);
+    None
+}
+
+/// Where a cgroup program may not signal: the connect, sendto, sendmsg or sendmmsg that a
+/// `kill` verdict refused kills its caller on the way out (the syscall has already failed
+/// with EPERM, so nothing was sent).
+#[tracepoint]
+pub fn network_kill(_ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // SAFETY: a hash map lookup with a valid key.
+    if unsafe { NET_KILL.get(&pid_tgid) }.is_some() {
+        let _ = NET_KILL.remove(&pid_tgid);
+        // SAFETY: the helper signals the current task; no memory is involved.
+        unsafe { bpf_send_signal(SIGKILL) };
+    }
+    0
+}
