@@ -385,7 +385,9 @@ fn enforcement(r: &Report) -> Vec<Enforcement> {
     let net_kill = if r.ok("send_signal_cgroup_sock_addr") {
         (kill, "cgroup/connect4,6 + sendmsg4,6")
     } else {
-        tracing_kill("cgroup/connect4,6 + sendmsg4,6, SIGKILL at syscalls:sys_exit_connect/sendto/sendmsg")
+        tracing_kill(
+            "cgroup/connect4,6 + sendmsg4,6, SIGKILL at syscalls:sys_exit_connect/sendto/sendmsg",
+        )
     };
     let net_block = if r.ok("cgroup_sock_addr") {
         ("block", "cgroup/connect4,6 + sendmsg4,6")
