@@ -57,7 +57,7 @@ impl<K: SeenKey> Summaries<K> {
                 *seen = total;
             }
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by_key(|(k, _)| *k);
         out
     }
 
