@@ -92,7 +92,7 @@ fn address_segments(generation: u8, addr: &[u8; 16]) -> u64 {
         addr: *addr,
     };
     // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
-    if let Some(mask) = unsafe { NET_ADDRS.get(&key) } {
+    if let Some(mask) = unsafe { NET_ADDRS.get(key) } {
         return *mask;
     }
     cidr_segments(generation, addr)
@@ -125,14 +125,14 @@ fn flow_allowed(generation: u8, from: u64, to: u64, protocol: u8, port: u16) -> 
                 _pad2: 0,
             };
             // SAFETY: hash map lookups with valid keys.
-            if let Some(m) = unsafe { NET_FLOWS.get(&key) }
+            if let Some(m) = unsafe { NET_FLOWS.get(key) }
                 && m & from != 0
             {
                 return true;
             }
             key.port = 0;
             // SAFETY: as above.
-            if let Some(m) = unsafe { NET_FLOWS.get(&key) }
+            if let Some(m) = unsafe { NET_FLOWS.get(key) }
                 && m & from != 0
             {
                 return true;
@@ -151,7 +151,7 @@ fn judge(flow: &Flow, from_remote: bool) -> Option<Judged> {
     let config = POLICY.get(0)?;
     let generation = (config.generation & 1) as u8;
     // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
-    let policy = unsafe { CGROUP_POLICY.get(&flow.cgroup_id) }?;
+    let policy = unsafe { CGROUP_POLICY.get(flow.cgroup_id) }?;
     let local = policy.segments[generation as usize];
     let net: NetworkConfig = config.network[generation as usize];
     let remote = address_segments(generation, &flow.remote);
@@ -218,14 +218,14 @@ fn record(flow: &Flow, judged: &Judged, enforced: u8, from_task: bool) {
         _pad: [0; 2],
     };
     if enforced == 0 || judged.action != ACTION_KILL {
-        match NET_SEEN.get_ptr_mut(&key) {
+        match NET_SEEN.get_ptr_mut(key) {
             Some(count) => {
                 // SAFETY: this CPU's slot of a per-CPU value; no other program touches it now.
                 unsafe { *count += 1 };
                 return;
             }
             None => {
-                if NET_SEEN.insert(&key, &1, 0).is_err() {
+                if NET_SEEN.insert(key, 1, 0).is_err() {
                     count_lost(kind::NETWORK_UNAGGREGATED);
                 }
             }
@@ -309,7 +309,7 @@ fn enforce_at_socket(flow: &Flow, judged: &Judged) -> i32 {
         } else {
             // The syscall's exit tracepoint kills (`network_kill`).
             let pid_tgid = bpf_get_current_pid_tgid();
-            if NET_KILL.insert(&pid_tgid, &1, 0).is_ok() {
+            if NET_KILL.insert(pid_tgid, 1, 0).is_ok() {
                 enforced = ENFORCED_SIGNAL;
             }
         }
@@ -435,7 +435,7 @@ fn on_ingress(ctx: &SkBuffContext) -> Option<i32> {
     let config = POLICY.get(0)?;
     let generation = (config.generation & 1) as usize;
     // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
-    let policy = unsafe { CGROUP_POLICY.get(&cgroup_id) }?;
+    let policy = unsafe { CGROUP_POLICY.get(cgroup_id) }?;
     if policy.segments[generation] == 0 {
         return None;
     }
@@ -480,7 +480,7 @@ fn on_ingress(ctx: &SkBuffContext) -> Option<i32> {
         addr: remote,
     };
     // SAFETY: a hash map lookup with a valid key.
-    if unsafe { NET_ADDRS.get(&key) }.is_some() {
+    if unsafe { NET_ADDRS.get(key) }.is_some() {
         return None;
     }
     let ports: u32 = ctx.load(l4).ok()?;
@@ -519,8 +519,8 @@ fn on_ingress(ctx: &SkBuffContext) -> Option<i32> {
 pub fn network_kill(_ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     // SAFETY: a hash map lookup with a valid key.
-    if unsafe { NET_KILL.get(&pid_tgid) }.is_some() {
-        let _ = NET_KILL.remove(&pid_tgid);
+    if unsafe { NET_KILL.get(pid_tgid) }.is_some() {
+        let _ = NET_KILL.remove(pid_tgid);
         // SAFETY: the helper signals the current task; no memory is involved.
         unsafe { bpf_send_signal(SIGKILL) };
     }
