@@ -12,6 +12,7 @@ pub const CAP_MAX: u32 = 63;
 /// Where a check was seen.
 pub const SOURCE_LSM: u8 = 1;
 pub const SOURCE_TRACEPOINT: u8 = 2;
+pub const SOURCE_FEXIT: u8 = 3;
 
 /// First occurrence of a (cgroup, capability, syscall, granted, quiet) check, or an enforced
 /// violation. Repeats are counted in `CAP_SEEN` and summarised by the daemon.
@@ -79,6 +80,7 @@ pub struct CapTracepoint {
     pub cred: u32,
     pub cap: u32,
     pub ret: u32,
-    /// 1 when granted checks come from `lsm/capable` and the tracepoint reports refusals only.
+    /// 1 when granted checks come from `lsm/capable` and the tracepoint or `fexit` reports
+    /// refusals only.
     pub refused_only: u32,
 }

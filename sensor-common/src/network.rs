@@ -38,7 +38,10 @@ pub struct NetworkConfig {
     pub cross_segment: u8,
     /// `ACTION_*` for flows to addresses in no segment; `ACTION_NONE` = allowed.
     pub unknown: u8,
-    pub _pad: [u8; 2],
+    /// 1 when inbound flows can be judged (a CIDR segment exists and cross-segment traffic is
+    /// denied): otherwise the ingress program leaves every packet at its first map read.
+    pub ingress: u8,
+    pub _pad: u8,
 }
 
 const _: () = assert!(core::mem::size_of::<NetworkConfig>() == 4);

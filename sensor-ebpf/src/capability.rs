@@ -1,6 +1,8 @@
 //! Capability checks: `lsm/capable` where BPF LSM runs (sees the kernel's no-audit option and
-//! can refuse with EPERM), the `capability:cap_capable` tracepoint elsewhere and for refused
-//! checks (the capability LSM refuses before the BPF LSM hook is called).
+//! can refuse with EPERM); elsewhere `fexit/security_capable` (sees the option and the answer)
+//! or, where trampolines are refused too, the `capability:cap_capable` tracepoint. The second
+//! source also reports refused checks under LSM (the capability LSM refuses before the BPF
+//! LSM hook is called).
 //!
 //! Every check of a container is counted per (cgroup, capability, syscall, granted, quiet) in
 //! `CAP_SEEN`; the first of each is an event, an enforced violation always is.
@@ -8,12 +10,12 @@
 use aya_ebpf::{
     EbpfContext,
     helpers::{bpf_get_current_cgroup_id, generated::bpf_send_signal},
-    macros::{lsm, tracepoint},
-    programs::{LsmContext, TracePointContext},
+    macros::{fexit, lsm, tracepoint},
+    programs::{FExitContext, LsmContext, TracePointContext},
 };
 use sensor_common::{
     capability::{
-        CAP_MAX, CAP_OPT_NOAUDIT, CapKey, CapTracepoint, CapabilityEvent, SOURCE_LSM,
+        CAP_MAX, CAP_OPT_NOAUDIT, CapKey, CapTracepoint, CapabilityEvent, SOURCE_FEXIT, SOURCE_LSM,
         SOURCE_TRACEPOINT,
     },
     kind,
@@ -100,9 +102,46 @@ pub fn capable(ctx: LsmContext) -> i32 {
     if previous != 0 {
         return previous;
     }
+    let Some(scope) = scope(cap as u32) else {
+        return 0;
+    };
     // Reaching the BPF LSM means the capability LSM granted it.
     let quiet = opts & CAP_OPT_NOAUDIT != 0 || borrowed_creds(cred);
-    on_check(&ctx, cap as u32, true, quiet, SOURCE_LSM)
+    let syscall = current_syscall(&offsets());
+    on_check(&ctx, scope, cap as u32, true, quiet, syscall, SOURCE_LSM)
+}
+
+/// Where BPF LSM is off but trampolines work: every check, with the kernel's no-audit option
+/// and its answer. Runs after the check, so `block` is a kill here.
+#[fexit(function = "security_capable")]
+pub fn security_capable(ctx: FExitContext) -> i32 {
+    // security_capable(const struct cred *cred, struct user_namespace *ns, int cap,
+    //                  unsigned int opts) -> int
+    let cred: *const u8 = ctx.arg(0);
+    let cap: i32 = ctx.arg(2);
+    let opts: u32 = ctx.arg(3);
+    let ret: i32 = ctx.arg(4);
+    // SAFETY: reading a static; volatile so the loader's values are used.
+    let layout = unsafe { core::ptr::read_volatile(&CAP_TRACEPOINT) };
+    let granted = ret == 0;
+    if granted && layout.refused_only != 0 {
+        return 0;
+    }
+    let Some(scope) = scope(cap as u32) else {
+        return 0;
+    };
+    let quiet = granted && (opts & CAP_OPT_NOAUDIT != 0 || borrowed_creds(cred));
+    let syscall = current_syscall(&offsets());
+    on_check(
+        &ctx,
+        scope,
+        cap as u32,
+        granted,
+        quiet,
+        syscall,
+        SOURCE_FEXIT,
+    );
+    0
 }
 
 #[tracepoint]
@@ -121,18 +160,37 @@ pub fn cap_capable(ctx: TracePointContext) -> u32 {
     if granted && layout.refused_only != 0 {
         return 0;
     }
+    // Host processes leave here, before any of the reads below.
+    let Some(scope) = scope(cap as u32) else {
+        return 0;
+    };
     let syscall = current_syscall(&offsets());
     let quiet = granted && (quiet_by_heuristic(cap as u32, syscall) || borrowed_creds(cred));
-    on_check(&ctx, cap as u32, granted, quiet, SOURCE_TRACEPOINT);
+    on_check(
+        &ctx,
+        scope,
+        cap as u32,
+        granted,
+        quiet,
+        syscall,
+        SOURCE_TRACEPOINT,
+    );
     0
 }
 
-/// Counts the check, applies the container's capability rules, emits what must be seen.
-/// Returns the LSM answer (0 or -EPERM).
+/// Whose check it is, when it is one to look at.
+struct Scope {
+    cgroup_id: u64,
+    active: Option<policy::Active>,
+}
+
+/// `None` for checks nobody asked about: host processes without host rules, and the runtime
+/// setting a container up (runc init mounting, pivoting, dropping capabilities is not the
+/// container using a capability).
 #[inline(always)]
-fn on_check<C: EbpfContext>(ctx: &C, cap: u32, granted: bool, quiet: bool, source: u8) -> i32 {
+fn scope(cap: u32) -> Option<Scope> {
     if cap > CAP_MAX {
-        return 0;
+        return None;
     }
     // SAFETY: the helper has no preconditions.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
@@ -141,17 +199,29 @@ fn on_check<C: EbpfContext>(ctx: &C, cap: u32, granted: bool, quiet: bool, sourc
     let container = unsafe { CGROUP_POLICY.get(cgroup_id) }.is_some();
     let active = policy::active(cgroup_id);
     if !container && active.is_none() {
-        return 0;
+        return None;
     }
-    // The runtime setting the container up (runc init mounting, pivoting, dropping
-    // capabilities) is not the container using a capability.
     if crate::process::in_runtime_setup(
         (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32,
     ) {
-        return 0;
+        return None;
     }
-    let offsets = offsets();
-    let syscall = current_syscall(&offsets);
+    Some(Scope { cgroup_id, active })
+}
+
+/// Counts the check, applies the container's capability rules, emits what must be seen.
+/// Returns the LSM answer (0 or -EPERM).
+#[inline(always)]
+fn on_check<C: EbpfContext>(
+    ctx: &C,
+    scope: Scope,
+    cap: u32,
+    granted: bool,
+    quiet: bool,
+    syscall: i32,
+    source: u8,
+) -> i32 {
+    let Scope { cgroup_id, active } = scope;
 
     // A use (granted, not quiet) under a rule is a violation.
     let mut verdict = Verdict::default();

@@ -429,11 +429,15 @@ pub fn ingress(ctx: SkBuffContext) -> i32 {
 
 #[inline(always)]
 fn on_ingress(ctx: &SkBuffContext) -> Option<i32> {
-    // SAFETY: the helper reads the context's socket cgroup; no memory is involved.
-    let cgroup_id = unsafe { aya_ebpf::helpers::bpf_skb_cgroup_id(ctx.as_ptr() as *mut _) };
-    // Cheap exit first: most packets are not for a segmented container.
+    // Cheap exits first: every packet of the host comes through here. Without a CIDR segment
+    // under a deny there is nothing to judge; most packets are not for a segmented container.
     let config = POLICY.get(0)?;
     let generation = (config.generation & 1) as usize;
+    if config.network[generation].ingress == 0 {
+        return None;
+    }
+    // SAFETY: the helper reads the context's socket cgroup; no memory is involved.
+    let cgroup_id = unsafe { aya_ebpf::helpers::bpf_skb_cgroup_id(ctx.as_ptr() as *mut _) };
     // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
     let policy = unsafe { CGROUP_POLICY.get(cgroup_id) }?;
     if policy.segments[generation] == 0 {

@@ -143,6 +143,7 @@ async fn run_async(
         btf_path: opts.btf.clone(),
         lsm: features.ok("lsm"),
         cap_tracepoint: features.ok("tracepoint_cap_capable"),
+        cap_fexit: features.ok("fentry"),
         ring_buffer_bytes: ring_bytes,
         network: features.ok("cgroup_sock_addr").then(|| {
             (
@@ -178,6 +179,13 @@ async fn run_async(
 
     let installer = crate::policy::install::Installer::from_ebpf(&mut loaded.ebpf)?;
     let (engine, policy_loaded) = Engine::new(installer, &source, &parsed, opts.mode)?;
+    let mut ingress = loader::Ingress::new(
+        loaded
+            .network_error
+            .is_none()
+            .then_some(cgroup_root.as_path()),
+    );
+    sync_ingress(&mut ingress, &mut loaded.ebpf, engine.needs_ingress());
 
     let metrics = Arc::new(Metrics::default());
     let enricher = Arc::new(Enricher::new(
@@ -378,6 +386,9 @@ async fn run_async(
             }
             _ = sighup.recv() => {
                 reload(&mut pipeline, opts.policy.as_deref(), &mut last_hash, true)?;
+                if let Some(e) = &pipeline.engine {
+                    sync_ingress(&mut ingress, &mut loaded.ebpf, e.needs_ingress());
+                }
                 false
             }
             Some(changed) = async {
@@ -404,6 +415,9 @@ async fn run_async(
             } => {
                 reload_at = None;
                 reload(&mut pipeline, opts.policy.as_deref(), &mut last_hash, false)?;
+                if let Some(e) = &pipeline.engine {
+                    sync_ingress(&mut ingress, &mut loaded.ebpf, e.needs_ingress());
+                }
                 false
             }
             _ = sigterm.recv() => break "SIGTERM",
@@ -483,6 +497,23 @@ fn spawn_kernel_log(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
             guard.get_inner_mut().flush();
         }
     });
+}
+
+/// Attaches the ingress program while the policy needs it, detaches it when not.
+fn sync_ingress(ingress: &mut loader::Ingress, ebpf: &mut aya::Ebpf, needed: bool) {
+    let was = ingress.attached();
+    match ingress.set(ebpf, needed) {
+        Ok(()) if was != needed => log::info!(
+            "ingress program {}",
+            if needed {
+                "attached: the policy judges inbound flows from CIDR segments"
+            } else {
+                "detached: no CIDR segment under a deny"
+            }
+        ),
+        Ok(()) => {}
+        Err(e) => log::error!("inbound flows cannot be judged: {e}"),
+    }
 }
 
 /// Re-reads the policy file and loads it when it changed (`force`: SIGHUP, load anyway).

@@ -95,6 +95,9 @@ pub struct LoadOptions {
     pub lsm: bool,
     /// Attach `capability:cap_capable` (the kernel has it).
     pub cap_tracepoint: bool,
+    /// Attach `fexit/security_capable` (the kernel allows trampolines); preferred over the
+    /// tracepoint: it sees the no-audit option.
+    pub cap_fexit: bool,
     /// Size of the event ring buffer; a power of two multiple of the page size.
     pub ring_buffer_bytes: u32,
     /// Attach the network programs at this cgroup v2 root (the kernel allows cgroup socket
@@ -153,10 +156,10 @@ pub fn open(
 pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let btf = read_btf(&opts.btf_path)?;
     let mut globals = Globals::default();
-    let cap_fields = opts
-        .cap_tracepoint
+    let cap_fields = (opts.cap_tracepoint && !opts.cap_fexit)
         .then(|| crate::kernel::tracefs::field_offsets("capability", "cap_capable"))
         .flatten();
+    globals.cap_tracepoint.refused_only = u32::from(opts.lsm);
     if let Some(f) = &cap_fields {
         globals.cap_tracepoint = CapTracepoint {
             cred: f.get("cred").copied().unwrap_or(8),
@@ -187,13 +190,25 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             .map_err(|e| program_error("cap_capable", &e))?;
         attached.push("cap_capable");
     }
-    if opts.lsm {
-        let kernel_btf = aya::Btf::from_sys_fs().map_err(|e| LoadError::Program {
-            name: "bprm_check_security".into(),
+    let kernel_btf = if opts.lsm || opts.cap_fexit {
+        Some(aya::Btf::from_sys_fs().map_err(|e| LoadError::Program {
+            name: "security_capable".into(),
             detail: format!("reading kernel BTF: {e}"),
-        })?;
+        })?)
+    } else {
+        None
+    };
+    if let (true, Some(btf)) = (opts.cap_fexit, &kernel_btf) {
+        let prog: &mut aya::programs::FExit = program(&mut ebpf, "security_capable")?;
+        prog.load("security_capable", btf)
+            .map_err(|e| program_error("security_capable", &e))?;
+        prog.attach()
+            .map_err(|e| program_error("security_capable", &e))?;
+        attached.push("security_capable");
+    }
+    if let (true, Some(btf)) = (opts.lsm, &kernel_btf) {
         for &hook in LSM_HOOKS {
-            attach_lsm(&mut ebpf, hook, &kernel_btf)?;
+            attach_lsm(&mut ebpf, hook, btf)?;
             attached.push(hook);
         }
     }
@@ -214,6 +229,53 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         attached,
         network_error,
     })
+}
+
+/// The `cgroup_skb/ingress` program runs for every packet a socket of the host receives, so it
+/// is attached only while the policy can drop something there (a CIDR segment under a deny):
+/// otherwise it would cost each packet a program run for nothing.
+pub struct Ingress {
+    cgroup: Option<std::fs::File>,
+    link: Option<aya::programs::cgroup_skb::CgroupSkbLinkId>,
+}
+
+impl Ingress {
+    pub fn new(root: Option<&Path>) -> Self {
+        Self {
+            cgroup: root.and_then(|r| std::fs::File::open(r).ok()),
+            link: None,
+        }
+    }
+
+    pub fn attached(&self) -> bool {
+        self.link.is_some()
+    }
+
+    /// Attaches or detaches the program to match `needed`.
+    pub fn set(&mut self, ebpf: &mut Ebpf, needed: bool) -> Result<(), LoadError> {
+        let Some(cgroup) = &self.cgroup else {
+            return Ok(());
+        };
+        let prog: &mut CgroupSkb = program(ebpf, "ingress")?;
+        match (needed, self.link.take()) {
+            (true, None) => {
+                let link = prog
+                    .attach(
+                        cgroup,
+                        CgroupSkbAttachType::Ingress,
+                        CgroupAttachMode::Single,
+                    )
+                    .map_err(|e| program_error("ingress", &e))?;
+                self.link = Some(link);
+            }
+            (false, Some(link)) => {
+                prog.detach(link)
+                    .map_err(|e| program_error("ingress", &e))?;
+            }
+            (_, link) => self.link = link,
+        }
+        Ok(())
+    }
 }
 
 /// Cgroup socket programs (program name = attach point), attached once at the cgroup v2 root:
@@ -250,11 +312,9 @@ fn attach_network(
             .map_err(|e| program_error(name, &e))?;
         attached.push(name);
     }
+    // Loaded now, attached only while a policy has something to judge there (`Ingress`).
     let prog: &mut CgroupSkb = program(ebpf, "ingress")?;
     prog.load().map_err(|e| program_error("ingress", &e))?;
-    prog.attach(&cgroup, CgroupSkbAttachType::Ingress, mode)
-        .map_err(|e| program_error("ingress", &e))?;
-    attached.push("ingress");
     if hooks.signal == 0 {
         let prog: &mut TracePoint = program(ebpf, "network_kill")?;
         prog.load().map_err(|e| program_error("network_kill", &e))?;

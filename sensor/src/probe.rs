@@ -376,6 +376,8 @@ fn enforcement(r: &Report) -> Vec<Enforcement> {
     let exec_kill = tracing_kill("sched_process_exec");
     let cap_kill = if lsm {
         (kill, "lsm/capable")
+    } else if r.ok("fentry") {
+        tracing_kill("fexit/security_capable")
     } else if r.ok("tracepoint_cap_capable") {
         tracing_kill("capability:cap_capable")
     } else {

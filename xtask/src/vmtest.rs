@@ -27,6 +27,11 @@ use crate::util::{self, output, run};
 pub struct Kernel {
     pub name: &'static str,
     pub suite: &'static str,
+    /// Which downloaded kernel it boots (several boots may share one).
+    pub image: &'static str,
+    /// `bpf` in `lsm=`: the sensor's LSM paths. Without it, the fallbacks a host that did not
+    /// enable BPF LSM gets (fexit, tracepoints, SIGKILL for `block`).
+    pub bpf_lsm: bool,
 }
 
 /// The kernels CI proves, oldest first.
@@ -34,18 +39,32 @@ pub const KERNELS: &[Kernel] = &[
     Kernel {
         name: "5.10",
         suite: "bullseye",
+        image: "5.10",
+        bpf_lsm: true,
     },
     Kernel {
         name: "6.1",
         suite: "bookworm",
+        image: "6.1",
+        bpf_lsm: true,
+    },
+    Kernel {
+        name: "6.1-nolsm",
+        suite: "bookworm",
+        image: "6.1",
+        bpf_lsm: false,
     },
     Kernel {
         name: "6.12",
         suite: "bookworm-backports",
+        image: "6.12",
+        bpf_lsm: true,
     },
     Kernel {
         name: "7.2",
         suite: "sid",
+        image: "7.2",
+        bpf_lsm: true,
     },
 ];
 
@@ -111,7 +130,7 @@ fn depends(opts: &[String], pkg: &str) -> anyhow::Result<Vec<String>> {
 
 /// Downloads the suite's current amd64 kernel (cached) and returns (vmlinuz, kernel release).
 fn fetch_kernel(k: &Kernel) -> anyhow::Result<(PathBuf, String)> {
-    let dir = vm_dir().join("kernels").join(k.name);
+    let dir = vm_dir().join("kernels").join(k.image);
     let image = dir.join("vmlinuz");
     let release_file = dir.join("release");
     if image.exists() && release_file.exists() {
@@ -274,8 +293,13 @@ fn boot(
 ) -> anyhow::Result<GuestRun> {
     let log_path = vm_dir().join(format!("console-{}.log", k.name));
     let mut log = fs::File::create(&log_path)?;
+    let lsm = if k.bpf_lsm {
+        "lockdown,capability,landlock,bpf"
+    } else {
+        "lockdown,capability,landlock"
+    };
     let append = format!(
-        "console=ttyS0 panic=-1 loglevel=3 lsm=lockdown,capability,landlock,bpf rdinit=/init sensor_filter={}",
+        "console=ttyS0 panic=-1 loglevel=3 lsm={lsm} rdinit=/init sensor_filter={}",
         filter.unwrap_or("")
     );
     let started = Instant::now();
@@ -542,13 +566,12 @@ pub fn vmtest(kernel: &str, filter: Option<&str>, readme: bool) -> anyhow::Resul
     )];
     for r in &runs {
         if let Some(p) = &r.probe {
-            let suite = KERNELS
-                .iter()
-                .find(|k| k.name == r.kernel)
-                .map(|k| k.suite)
-                .unwrap_or("");
+            let Some(k) = KERNELS.iter().find(|k| k.name == r.kernel) else {
+                continue;
+            };
+            let lsm = if k.bpf_lsm { "" } else { ", BPF LSM off" };
             rows.push((
-                format!("{} (Debian {suite})", r.kernel),
+                format!("{} (Debian {}{lsm})", k.image, k.suite),
                 r.release.clone(),
                 p,
             ));

@@ -183,6 +183,11 @@ impl Engine {
             .collect()
     }
 
+    /// Whether the policy in force can judge inbound flows (the ingress program is needed).
+    pub fn needs_ingress(&self) -> bool {
+        self.current.network.config.ingress != 0
+    }
+
     /// The active generation slot.
     pub fn slot(&self) -> u8 {
         self.slot as u8

@@ -92,10 +92,12 @@ impl NetworkPlan {
         let Some(net) = &policy.network else {
             return plan;
         };
+        let cross_segment = action_code(net.cross_segment, net.action);
         plan.config = NetworkConfig {
-            cross_segment: action_code(net.cross_segment, net.action),
+            cross_segment,
             unknown: action_code(net.unknown, net.action),
-            _pad: [0; 2],
+            ingress: u8::from(cross_segment != ACTION_NONE && !plan.cidrs.is_empty()),
+            _pad: 0,
         };
         let index = |name: &str| plan.names.iter().position(|n| n == name);
         let mut flows: std::collections::BTreeMap<(u8, u8, u16), u64> = Default::default();
@@ -373,8 +375,24 @@ rules: []
         assert_eq!(p.config.cross_segment, ACTION_KILL);
         assert_eq!(p.config.unknown, ACTION_NONE);
         assert_eq!(
+            p.config.ingress, 1,
+            "CIDR segments under a deny: ingress is judged"
+        );
+        assert_eq!(
             p.evaluate(1, 0, PROTO_TCP, 1),
             (ACTION_NONE, REASON_ALLOWED)
+        );
+        let no_cidrs = POLICY
+            .replace("    cidrs: [\"10.20.0.0/16\"]\n", "")
+            .replace(
+                "  - name: dns\n    cidrs: [\"10.20.5.0/24\", \"fd00:53::/64\"]\n",
+                "",
+            )
+            .replace("    - { from: web, to: dns }\n", "");
+        let p = NetworkPlan::new(&parse(&no_cidrs).unwrap().policy);
+        assert_eq!(
+            p.config.ingress, 0,
+            "no CIDR segment: nothing arrives from one"
         );
     }
 
@@ -396,9 +414,10 @@ rules: []
             ],
             ..Metadata::default()
         };
+        // Sorted as bytes: the mapped IPv4 (::ffff:…) first.
         assert_eq!(
             container_addresses(&m),
-            vec![ip("fd00::2"), ip("172.18.0.2")]
+            vec![ip("172.18.0.2"), ip("fd00::2")]
         );
     }
 }

@@ -129,10 +129,12 @@ pub fn findings(index: usize, rule: &Rule, m: &Metadata) -> Vec<Finding> {
     out
 }
 
-/// Whether rule `rule`'s posture part is violated (the violator's processes are stopped at
-/// exec when the rule's action is block or kill).
+/// Whether rule `rule`'s posture part is violated in a way that stops the violator: a
+/// finding under `block` or `kill` (its processes are stopped at exec). Under `audit` the
+/// finding line at start says it all; every exec of the container is not a new violation.
 pub fn violated(index: usize, rule: &Rule, m: &Metadata) -> bool {
     rule.posture.is_some()
+        && rule.action != super::Action::Audit
         && findings(index, rule, m)
             .iter()
             .any(|f| f.finding != "capability_held")
