@@ -101,7 +101,7 @@ fn three_tier_policy(t: &Tiers, mode: &str, action: &str) -> String {
 
 /// The sensor starts after the containers: its startup scan knows their addresses before it
 /// says it is ready.
-fn sensor_on(policy: &PathBuf) -> Sensor {
+fn sensor_on(policy: &std::path::Path) -> Sensor {
     Sensor::start(&["--policy", policy.to_str().unwrap()])
 }
 
