@@ -69,20 +69,21 @@ pub struct CidrKeyData {
 
 const _: () = assert!(core::mem::size_of::<CidrKeyData>() == 20);
 
-/// `NET_FLOWS` key: flows allowed *to* segment `to` on `port` (0 = every port) over
-/// `protocol` (`PROTO_*`). The value is the mask of the segments they are allowed *from*.
+/// `NET_FLOWS` key: flows allowed *to* an address whose segment mask is `to` (the exact mask
+/// the kernel found for it, so that one lookup covers every segment in it) on `port` (0 =
+/// every port) over `protocol` (`PROTO_*`; `PROTO_OTHER` = any protocol). The value is the
+/// mask of the segments they are allowed *from*.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
     pub generation: u8,
-    pub to: u8,
     pub protocol: u8,
-    pub _pad: u8,
     pub port: u16,
-    pub _pad2: u16,
+    pub _pad: u32,
+    pub to: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<FlowKey>() == 8);
+const _: () = assert!(core::mem::size_of::<FlowKey>() == 16);
 
 /// `NET_SEEN` key: one aggregate per container, remote address, port, protocol, direction and
 /// verdict. The first of each is an event; repeats are counted for the daemon's summaries.

@@ -27,9 +27,9 @@ use sensor_common::{
     EventHeader, kind,
     network::{
         AddrKey, CidrKeyData, DIRECTION_EGRESS, DIRECTION_INGRESS, FlowKey, HOOK_CONNECT,
-        HOOK_INGRESS, HOOK_SENDMSG, MAX_SEGMENTS, NetKey, NetworkConfig, NetworkEvent,
-        NetworkHooks, PROTO_OTHER, PROTO_TCP, PROTO_UDP, REASON_ALLOWED, REASON_CROSS_SEGMENT,
-        REASON_UNKNOWN, is_local, mapped_v4,
+        HOOK_INGRESS, HOOK_SENDMSG, NetKey, NetworkConfig, NetworkEvent, NetworkHooks, PROTO_OTHER,
+        PROTO_TCP, PROTO_UDP, REASON_ALLOWED, REASON_CROSS_SEGMENT, REASON_UNKNOWN, is_local,
+        mapped_v4,
     },
     policy::{ACTION_BLOCK, ACTION_KILL, ACTION_NONE, ENFORCED_SIGNAL, MODE_ENFORCE, Verdict},
 };
@@ -110,35 +110,32 @@ fn cidr_segments(generation: u8, addr: &[u8; 16]) -> u64 {
     NET_CIDRS.get(&key).copied().unwrap_or(0)
 }
 
-/// Whether an `allow` entry lets `from` segments reach any of the `to` segments.
+/// Whether an `allow` entry lets `from` segments reach an address of segments `to`: the
+/// daemon keeps one entry per destination mask in use, so four lookups answer it (this port or
+/// every port, this protocol or any).
 #[inline(always)]
 fn flow_allowed(generation: u8, from: u64, to: u64, protocol: u8, port: u16) -> bool {
-    let mut i: u32 = 0;
-    while i < MAX_SEGMENTS as u32 {
-        if to & (1u64 << i) != 0 {
-            let mut key = FlowKey {
-                generation,
-                to: i as u8,
-                protocol,
-                _pad: 0,
-                port,
-                _pad2: 0,
-            };
-            // SAFETY: hash map lookups with valid keys.
-            if let Some(m) = unsafe { NET_FLOWS.get(key) }
-                && m & from != 0
-            {
-                return true;
-            }
-            key.port = 0;
-            // SAFETY: as above.
-            if let Some(m) = unsafe { NET_FLOWS.get(key) }
-                && m & from != 0
-            {
-                return true;
-            }
+    let mut key = FlowKey {
+        generation,
+        protocol,
+        port,
+        _pad: 0,
+        to,
+    };
+    for (p, port) in [
+        (protocol, port),
+        (protocol, 0),
+        (PROTO_OTHER, port),
+        (PROTO_OTHER, 0),
+    ] {
+        key.protocol = p;
+        key.port = port;
+        // SAFETY: a hash map lookup with a valid key.
+        if let Some(m) = unsafe { NET_FLOWS.get(key) }
+            && m & from != 0
+        {
+            return true;
         }
-        i += 1;
     }
     false
 }
@@ -183,9 +180,7 @@ fn judge(flow: &Flow, from_remote: bool) -> Option<Judged> {
     } else {
         (local, remote, flow.remote_port)
     };
-    if flow_allowed(generation, from, to, flow.protocol, port)
-        || (flow.protocol != PROTO_OTHER && flow_allowed(generation, from, to, PROTO_OTHER, port))
-    {
+    if flow_allowed(generation, from, to, flow.protocol, port) {
         return Some(judged);
     }
     // A datagram answering one the container was allowed to send (a DNS reply).

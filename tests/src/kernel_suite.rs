@@ -115,7 +115,27 @@ pub fn probe_matches_kernel() -> Outcome {
             "no bpf LSM active, yet the probe says LSM works: {p:#}"
         );
     }
-    if in_guest() {
+    let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let bpf_lsm_booted = cmdline
+        .split_whitespace()
+        .find_map(|a| a.strip_prefix("lsm="))
+        .is_some_and(|l| l.split(',').any(|x| x == "bpf"));
+    if in_guest() && !bpf_lsm_booted {
+        // The guest booted without BPF LSM on purpose: the fallbacks must be found.
+        assert!(!lsm_active, "lsm= without bpf, yet bpf is active");
+        assert!(
+            kernel_has(&p, "fentry"),
+            "trampolines work in the guests: {p:#}"
+        );
+        let cap = p["enforcement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["control"] == "capability")
+            .unwrap();
+        assert_eq!(cap["kill_via"], "fexit/security_capable", "{p:#}");
+        assert_eq!(cap["block"], "kill", "{p:#}");
+    } else if in_guest() {
         // Guests boot with lsm=...,bpf on kernels built with CONFIG_BPF_LSM: the strongest
         // enforcement must be found there.
         assert!(lsm_active, "guest booted without the bpf LSM");

@@ -7,7 +7,7 @@
 //! before the flip still finds them).
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     time::{Duration, Instant},
 };
 
@@ -34,6 +34,8 @@ pub enum EngineError {
 struct Generation {
     compiler: Compiler,
     network: NetworkPlan,
+    /// Destination segment masks whose `NET_FLOWS` entries are installed.
+    flow_masks: BTreeSet<u64>,
     mode: Mode,
     hash: String,
 }
@@ -81,6 +83,7 @@ impl Engine {
         let placeholder = Generation {
             compiler: Compiler::new(&parsed.policy, 1),
             network: NetworkPlan::default(),
+            flow_masks: BTreeSet::new(),
             mode: Mode::Audit,
             hash: String::new(),
         };
@@ -151,6 +154,7 @@ impl Engine {
             cgroup,
             self.slot,
             &self.current.network,
+            &mut self.current.flow_masks,
             &state,
         )?;
         self.cgroups.insert(cgroup, state);
@@ -288,18 +292,27 @@ impl Engine {
 
         let next = 1 - self.slot;
         let installed: Vec<_> = compiler.rulesets().collect();
-        let undo = |installer: &mut Installer| {
+        let mut flow_masks = network.cidr_masks();
+        let undo = |installer: &mut Installer, masks: &BTreeSet<u64>| {
             for rs in &installed {
                 installer.remove_ruleset(rs);
             }
             installer.remove_network(next, &network);
+            for mask in masks {
+                installer.remove_flows(next, &network, *mask);
+            }
         };
         let written = installed
             .iter()
             .try_for_each(|rs| self.installer.install_ruleset(rs))
-            .and_then(|()| self.installer.install_network(next, &network));
+            .and_then(|()| self.installer.install_network(next, &network))
+            .and_then(|()| {
+                flow_masks
+                    .iter()
+                    .try_for_each(|m| self.installer.install_flows(next, &network, *m))
+            });
         if let Err(e) = written {
-            undo(&mut self.installer);
+            undo(&mut self.installer, &flow_masks);
             return Err(e.into());
         }
         // Containers not in `subjects` (metadata pending) stay rule-less in the new slot.
@@ -308,7 +321,14 @@ impl Engine {
         }
         let mut cgroups = HashMap::new();
         for (cgroup, state) in assignments {
-            install_state(&mut self.installer, cgroup, next, &network, &state)?;
+            install_state(
+                &mut self.installer,
+                cgroup,
+                next,
+                &network,
+                &mut flow_masks,
+                &state,
+            )?;
             cgroups.insert(cgroup, state);
         }
         for cgroup in self.cgroups.keys() {
@@ -331,6 +351,7 @@ impl Engine {
             Generation {
                 compiler,
                 network,
+                flow_masks,
                 mode,
                 hash: source.hash(),
             },
@@ -364,6 +385,9 @@ impl Engine {
             self.installer.remove_ruleset(rs);
         }
         self.installer.remove_network(slot, &old.network);
+        for mask in &old.flow_masks {
+            self.installer.remove_flows(slot, &old.network, *mask);
+        }
         for state in old_cgroups.values() {
             for addr in &state.addrs {
                 self.installer.remove_address(slot, *addr);
@@ -380,17 +404,27 @@ impl Engine {
 }
 
 /// Writes a container's entries into `slot`: its addresses (each with its segments and those
-/// of the CIDRs covering it), then its cgroup entry.
+/// of the CIDRs covering it), the allowed flows towards each mask not seen before (its own,
+/// for what arrives at it; its addresses', for what is sent to them), then its cgroup entry.
 fn install_state(
     installer: &mut Installer,
     cgroup: u64,
     slot: usize,
     plan: &NetworkPlan,
+    flow_masks: &mut BTreeSet<u64>,
     state: &CgroupState,
 ) -> Result<(), InstallError> {
+    let mut masks = vec![state.segments];
     for addr in &state.addrs {
         let mask = state.segments | plan.cidr_segments(addr);
         installer.set_address(slot, *addr, mask)?;
+        masks.push(mask);
+    }
+    for mask in masks {
+        if mask != 0 && !flow_masks.contains(&mask) {
+            installer.install_flows(slot, plan, mask)?;
+            flow_masks.insert(mask);
+        }
     }
     installer.set_cgroup(cgroup, slot, state.ruleset, state.segments)
 }

@@ -134,17 +134,12 @@ impl Installer {
 }
 
 impl Installer {
-    /// Writes a generation's CIDR and flow entries into `slot`.
+    /// Writes a generation's CIDR entries into `slot`.
     pub fn install_network(&mut self, slot: usize, plan: &NetworkPlan) -> Result<(), InstallError> {
         for (len, data, mask) in plan.cidr_entries(slot) {
             self.cidrs
                 .insert(&Key::new(len, data), mask, 0)
                 .map_err(map_err("NET_CIDRS"))?;
-        }
-        for (key, mask) in plan.flow_entries(slot) {
-            self.flows
-                .insert(key, mask, 0)
-                .map_err(map_err("NET_FLOWS"))?;
         }
         Ok(())
     }
@@ -154,7 +149,25 @@ impl Installer {
         for (len, data, _) in plan.cidr_entries(slot) {
             let _ = self.cidrs.remove(&Key::new(len, data));
         }
-        for (key, _) in plan.flow_entries(slot) {
+    }
+
+    /// The allowed flows towards addresses of segment mask `to`, in `slot`.
+    pub fn install_flows(
+        &mut self,
+        slot: usize,
+        plan: &NetworkPlan,
+        to: u64,
+    ) -> Result<(), InstallError> {
+        for (key, from) in plan.flow_entries(slot, to) {
+            self.flows
+                .insert(key, from, 0)
+                .map_err(map_err("NET_FLOWS"))?;
+        }
+        Ok(())
+    }
+
+    pub fn remove_flows(&mut self, slot: usize, plan: &NetworkPlan, to: u64) {
+        for (key, _) in plan.flow_entries(slot, to) {
             let _ = self.flows.remove(&key);
         }
     }

@@ -29,8 +29,8 @@ pub struct NetworkPlan {
     /// (CIDR in mapped form: address, prefix bits) → own segment bit.
     cidrs: Vec<([u8; 16], u8, u64)>,
     pub config: NetworkConfig,
-    /// Allowed flows (generation left 0) → segments allowed from.
-    pub flows: Vec<(FlowKey, u64)>,
+    /// Allowed flows: (to segment, protocol, port) → segments allowed from.
+    flows: Vec<((u8, u8, u16), u64)>,
 }
 
 /// `addr` in the 16-byte form the kernel uses (IPv4 mapped).
@@ -121,22 +121,7 @@ impl NetworkPlan {
                 }
             }
         }
-        plan.flows = flows
-            .into_iter()
-            .map(|((to, protocol, port), from)| {
-                (
-                    FlowKey {
-                        generation: 0,
-                        to,
-                        protocol,
-                        _pad: 0,
-                        port,
-                        _pad2: 0,
-                    },
-                    from,
-                )
-            })
-            .collect();
+        plan.flows = flows.into_iter().collect();
         plan
     }
 
@@ -187,19 +172,37 @@ impl NetworkPlan {
             .collect()
     }
 
-    /// Flow entries for generation `slot`.
-    pub fn flow_entries(&self, slot: usize) -> Vec<(FlowKey, u64)> {
-        self.flows
-            .iter()
-            .map(|(k, v)| {
+    /// Flow entries for generation `slot` towards addresses whose segment mask is `to`: one
+    /// per (protocol, port), allowing the union of what the allow entries of each of its
+    /// segments allow.
+    pub fn flow_entries(&self, slot: usize, to: u64) -> Vec<(FlowKey, u64)> {
+        let mut by: std::collections::BTreeMap<(u8, u16), u64> = Default::default();
+        for ((seg, protocol, port), from) in &self.flows {
+            if to & (1u64 << seg) != 0 {
+                *by.entry((*protocol, *port)).or_default() |= from;
+            }
+        }
+        by.into_iter()
+            .map(|((protocol, port), from)| {
                 (
                     FlowKey {
                         generation: slot as u8,
-                        ..*k
+                        protocol,
+                        port,
+                        _pad: 0,
+                        to,
                     },
-                    *v,
+                    from,
                 )
             })
+            .collect()
+    }
+
+    /// Segment masks addresses can have under this plan without any container: the CIDRs'.
+    pub fn cidr_masks(&self) -> std::collections::BTreeSet<u64> {
+        self.cidr_entries(0)
+            .into_iter()
+            .map(|(_, _, m)| m)
             .collect()
     }
 
@@ -230,11 +233,11 @@ impl NetworkPlan {
         if self.config.cross_segment == ACTION_NONE {
             return (ACTION_NONE, REASON_ALLOWED);
         }
-        let allowed = self.flows.iter().any(|(k, m)| {
-            to & (1u64 << k.to) != 0
+        let allowed = self.flows.iter().any(|((seg, p, pt), m)| {
+            to & (1u64 << seg) != 0
                 && m & from != 0
-                && (k.protocol == protocol || k.protocol == PROTO_OTHER)
-                && (k.port == port || k.port == 0)
+                && (*p == protocol || *p == PROTO_OTHER)
+                && (*pt == port || *pt == 0)
         });
         if allowed {
             (ACTION_NONE, REASON_ALLOWED)
@@ -361,9 +364,35 @@ rules: []
             ACTION_NONE,
             "unsegmented"
         );
-        let flows = p.flow_entries(1);
-        assert!(flows.iter().all(|(k, _)| k.generation == 1));
-        assert_eq!(flows.len(), 3);
+        // One entry per (protocol, port) towards an address of the given mask.
+        let to_api = p.flow_entries(1, api);
+        assert_eq!(to_api.len(), 1);
+        assert_eq!(
+            (
+                to_api[0].0.generation,
+                to_api[0].0.protocol,
+                to_api[0].0.port
+            ),
+            (1, PROTO_TCP, 8080)
+        );
+        assert_eq!((to_api[0].0.to, to_api[0].1), (api, web));
+        // An address in db and dns: the allow entries of both, merged.
+        let to_both = p.flow_entries(0, db | dns);
+        assert_eq!(to_both.len(), 2, "{to_both:?}");
+        assert!(
+            to_both
+                .iter()
+                .any(|(k, m)| k.port == 5432 && k.protocol == PROTO_OTHER && *m == api)
+        );
+        assert!(
+            to_both
+                .iter()
+                .any(|(k, m)| k.port == 0 && k.protocol == PROTO_OTHER && *m == web)
+        );
+        assert_eq!(
+            p.cidr_masks().into_iter().collect::<Vec<_>>(),
+            vec![db, dns, db | dns]
+        );
     }
 
     #[test]
