@@ -12,6 +12,12 @@ pub const FLAG_FILENAME_TRUNCATED: u32 = 1;
 pub const FLAG_ARGS_TRUNCATED: u32 = 2;
 /// The file name could not be read; `filename` is empty.
 pub const FLAG_FILENAME_UNREADABLE: u32 = 4;
+/// The file comes from the container's writable overlayfs layer, not from its image: it was
+/// written (or changed) after the container started.
+pub const FLAG_DRIFT: u32 = 8;
+
+/// `super_block.s_magic` of overlayfs.
+pub const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
 
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -15,6 +15,7 @@ pub mod exec;
 pub mod network;
 pub mod offsets;
 pub mod policy;
+pub mod syscall;
 
 /// Length of `task_struct::comm`, `TASK_COMM_LEN` in the kernel.
 pub const COMM_LEN: usize = 16;
@@ -30,8 +31,9 @@ pub mod kind {
     pub const NETWORK: u32 = 6;
     /// `NET_SEEN` was full: a flow could not be aggregated (its event was sent instead).
     pub const NETWORK_UNAGGREGATED: u32 = 7;
+    pub const SYSCALL: u32 = 8;
     /// One past the largest kind: the size of the per-kind lost-event counter array.
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 9;
 
     /// Human name of a kind, for metrics and logs.
     pub const fn name(kind: u32) -> &'static str {
@@ -43,6 +45,7 @@ pub mod kind {
             CAPABILITY_UNAGGREGATED => "capability_unaggregated",
             NETWORK => "network",
             NETWORK_UNAGGREGATED => "network_unaggregated",
+            SYSCALL => "syscall",
             _ => "unknown",
         }
     }
@@ -117,4 +120,8 @@ mod pod {
     unsafe impl aya::Pod for super::network::NetKey {}
     unsafe impl aya::Pod for super::network::NetworkHooks {}
     unsafe impl aya::Pod for super::network::NetworkEvent {}
+    unsafe impl aya::Pod for super::syscall::SyscallEvent {}
+    unsafe impl aya::Pod for super::syscall::SysKey {}
+    unsafe impl aya::Pod for super::syscall::SysValue {}
+    unsafe impl aya::Pod for super::syscall::SeenCall {}
 }

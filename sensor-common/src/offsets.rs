@@ -44,9 +44,25 @@ pub struct KernelOffsets {
     /// `task_struct.real_cred`: a check made with other credentials (overlayfs and access()
     /// override them) is not the task using its own privilege.
     pub task_real_cred: u32,
+    /// `linux_binprm.file`: the file being executed.
+    pub bprm_file: u32,
+    /// `file.f_inode`
+    pub file_inode: u32,
+    /// `inode.i_sb`
+    pub inode_sb: u32,
+    /// `super_block.s_magic`
+    pub sb_magic: u32,
+    /// From an overlayfs inode (`ovl_inode.vfs_inode`) to `ovl_inode.__upperdentry`: set when
+    /// the file has a copy in the container's writable layer (written or changed after the
+    /// container started).
+    pub ovl_upper_from_inode: u32,
+    /// Where the saved registers hold syscall arguments 0..6 (`pt_regs.di, si, dx, r10, r8,
+    /// r9` on x86_64; `regs[0..6]` on aarch64), for syscalls judged away from their entry.
+    pub pt_regs_args: [u32; 6],
+    pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 64);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 112);
 
 impl KernelOffsets {
     pub const fn zeroed() -> Self {
@@ -67,6 +83,13 @@ impl KernelOffsets {
             pt_regs_syscall: 0,
             thread_size: 0,
             task_real_cred: 0,
+            bprm_file: 0,
+            file_inode: 0,
+            inode_sb: 0,
+            sb_magic: 0,
+            ovl_upper_from_inode: 0,
+            pt_regs_args: [0; 6],
+            _pad: 0,
         }
     }
 }

@@ -95,9 +95,14 @@ pub struct ExecRuleset {
     pub allow_required: u32,
     pub allow_kill: u32,
     pub allow_block: u32,
+    /// Rule id of the strongest `drift` rule, when `drift_action` is not NONE.
+    pub drift_rule: u32,
+    /// `ACTION_*` for executing a file of the container's writable layer (drift).
+    pub drift_action: u8,
+    pub _pad: [u8; 3],
 }
 
-const _: () = assert!(core::mem::size_of::<ExecRuleset>() == 12);
+const _: () = assert!(core::mem::size_of::<ExecRuleset>() == 20);
 
 /// `Verdict::rule` when the strongest violation is an allow-list: the daemon finds the rule
 /// from `allow_violated`.

@@ -209,10 +209,31 @@ fn scope(cap: u32) -> Option<Scope> {
     Some(Scope { cgroup_id, active })
 }
 
+/// Applies the syscall rules judged at capability checks (`syscall::at_capability_check`),
+/// then the capability rules. Returns the LSM answer (0 or -EPERM).
+#[inline(always)]
+fn on_check<C: EbpfContext>(
+    ctx: &C,
+    scope: Scope,
+    cap: u32,
+    granted: bool,
+    quiet: bool,
+    syscall: i32,
+    source: u8,
+) -> i32 {
+    let by_syscall = crate::syscall::at_capability_check(syscall, source == SOURCE_LSM);
+    let by_capability = on_cap_check(ctx, scope, cap, granted, quiet, syscall, source);
+    if by_syscall != 0 {
+        by_syscall
+    } else {
+        by_capability
+    }
+}
+
 /// Counts the check, applies the container's capability rules, emits what must be seen.
 /// Returns the LSM answer (0 or -EPERM).
 #[inline(always)]
-fn on_check<C: EbpfContext>(
+fn on_cap_check<C: EbpfContext>(
     ctx: &C,
     scope: Scope,
     cap: u32,

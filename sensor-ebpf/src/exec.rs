@@ -13,8 +13,8 @@ use aya_ebpf::{
 use aya_log_ebpf::warn;
 use sensor_common::{
     exec::{
-        ARGS_LEN, ExecEvent, FILENAME_LEN, FLAG_ARGS_TRUNCATED, FLAG_FILENAME_TRUNCATED,
-        FLAG_FILENAME_UNREADABLE,
+        ARGS_LEN, ExecEvent, FILENAME_LEN, FLAG_ARGS_TRUNCATED, FLAG_DRIFT,
+        FLAG_FILENAME_TRUNCATED, FLAG_FILENAME_UNREADABLE, OVERLAYFS_SUPER_MAGIC,
     },
     kind,
     offsets::KernelOffsets,
@@ -63,7 +63,33 @@ fn fill(event: &mut ExecEvent, bprm: *const u8, offsets: &KernelOffsets) -> Opti
         },
         None => event.flags |= FLAG_FILENAME_UNREADABLE,
     }
+    if drifted(bprm, offsets) {
+        event.flags |= FLAG_DRIFT;
+    }
     filename
+}
+
+/// Whether the executed file is on an overlayfs mount (a container's root) and has a copy in
+/// its upper, writable layer: written or changed since the container started, not from the
+/// image.
+#[inline(always)]
+fn drifted(bprm: *const u8, offsets: &KernelOffsets) -> bool {
+    if offsets.ovl_upper_from_inode == 0 {
+        return false;
+    }
+    let Some(inode) = read_field::<*const u8>(bprm, offsets.bprm_file)
+        .and_then(|file| read_field::<*const u8>(file, offsets.file_inode))
+    else {
+        return false;
+    };
+    let magic = read_field::<*const u8>(inode, offsets.inode_sb)
+        .and_then(|sb| read_field::<u64>(sb, offsets.sb_magic))
+        .unwrap_or(0);
+    // s_magic is an unsigned long; only its low 32 bits are the magic.
+    if magic & 0xffff_ffff != OVERLAYFS_SUPER_MAGIC {
+        return false;
+    }
+    read_field::<*const u8>(inode, offsets.ovl_upper_from_inode).is_some_and(|d| !d.is_null())
 }
 
 /// Raw tracepoint: `TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`.
@@ -108,7 +134,8 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     }
     let mut urgency = Urgency::Batch;
     if let (Some(active), Some(name)) = (policy::active(event.header.cgroup_id), filename) {
-        let verdict = evaluate(&ctx, active.ruleset, name);
+        let drift = event.flags & FLAG_DRIFT != 0;
+        let verdict = evaluate(&ctx, active.ruleset, name, drift);
         let action = verdict.action;
         if action != ACTION_NONE {
             event.verdict = verdict;
@@ -152,7 +179,7 @@ pub fn bprm_check_security(ctx: LsmContext) -> i32 {
     let Some(name) = read_field::<*const u8>(bprm, offsets.bprm_filename) else {
         return 0;
     };
-    let verdict = evaluate(&ctx, active.ruleset, name);
+    let verdict = evaluate(&ctx, active.ruleset, name, drifted(bprm, &offsets));
     // `kill` is carried out at sched_process_exec; audit-only verdicts are reported there.
     if verdict.action != ACTION_BLOCK {
         return 0;
@@ -179,7 +206,7 @@ const EPERM: i32 = 1;
 /// allow-lists that do not. Unreadable memory: no verdict (fail open; the event still reports
 /// the exec). Written without data-dependent loops so that the verifier stays linear.
 #[inline(always)]
-fn evaluate<C: EbpfContext>(ctx: &C, ruleset: u32, name: *const u8) -> Verdict {
+fn evaluate<C: EbpfContext>(ctx: &C, ruleset: u32, name: *const u8, drift: bool) -> Verdict {
     let mut verdict = Verdict {
         ruleset,
         ..Verdict::default()
@@ -247,6 +274,10 @@ fn evaluate<C: EbpfContext>(ctx: &C, ruleset: u32, name: *const u8) -> Verdict {
         if allow_action > verdict.action {
             verdict.action = allow_action;
             verdict.rule = RULE_ALLOW_LIST;
+        }
+        if drift && rs.drift_action > verdict.action {
+            verdict.action = rs.drift_action;
+            verdict.rule = rs.drift_rule;
         }
     }
     verdict

@@ -11,6 +11,7 @@ mod network;
 mod policy;
 mod probe;
 mod process;
+mod syscall;
 mod task;
 
 #[cfg(not(test))]

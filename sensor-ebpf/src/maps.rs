@@ -12,6 +12,7 @@ use sensor_common::{
     kind,
     network::{AddrKey, CidrKeyData, FlowKey, NetKey},
     policy::{CgroupPolicy, ExecKeyData, ExecRuleset, ExecValue, PolicyConfig},
+    syscall::{NR_MAX, SeenCall, SysKey, SysValue},
 };
 
 /// All events, every kind, in order of reservation. Sized by the daemon at load time
@@ -139,3 +140,22 @@ pub static NET_SEEN: PerCpuHashMap<NetKey, u64> =
 /// to kill where a cgroup program may not signal.
 #[map]
 pub static NET_KILL: LruHashMap<u64, u8> = LruHashMap::with_max_entries(8_192, 0);
+
+/// (ruleset, syscall number) → what the ruleset's rules say of it.
+#[map]
+pub static SYSCALL_RULES: HashMap<SysKey, SysValue> =
+    HashMap::with_max_entries(262_144, BPF_F_NO_PREALLOC);
+
+/// Syscall number → whether an attached LSM hook refuses it (`syscall.rs`), set by the daemon.
+#[map]
+pub static SYSCALL_LSM: Array<u8> = Array::with_max_entries(NR_MAX, 0);
+
+/// Syscall number → 1 when its rules are judged at its capability check instead of its
+/// entry tracepoint (privileged syscalls: no tracepoint, no cost for other syscalls).
+#[map]
+pub static SYSCALL_AT_CAPABILITY: Array<u8> = Array::with_max_entries(NR_MAX, 0);
+
+/// Thread → the last syscall reported from a capability check, so that the several checks of
+/// one call make one event.
+#[map]
+pub static SYSCALL_SEEN: LruHashMap<u64, SeenCall> = LruHashMap::with_max_entries(16_384, 0);

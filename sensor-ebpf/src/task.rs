@@ -60,19 +60,39 @@ pub fn fill_header(header: &mut EventHeader, kind: u32, size: usize, offsets: &K
         .unwrap_or(0);
 }
 
+/// The registers the current task saved on entry to the kernel (at the top of its kernel
+/// stack); `None` when the layout is unknown.
+#[inline(always)]
+fn user_regs(offsets: &KernelOffsets) -> Option<*const u8> {
+    if offsets.pt_regs_from_top == 0 || offsets.thread_size == 0 {
+        return None;
+    }
+    let stack = read_field::<*const u8>(current_task(), offsets.task_stack)?;
+    Some(
+        (stack as usize).wrapping_add((offsets.thread_size - offsets.pt_regs_from_top) as usize)
+            as *const u8,
+    )
+}
+
+/// The arguments of the syscall in progress, from the saved registers (0 where unreadable).
+#[inline(always)]
+pub fn syscall_args(offsets: &KernelOffsets) -> [u64; 6] {
+    let mut args = [0u64; 6];
+    if let Some(regs) = user_regs(offsets) {
+        for (i, arg) in args.iter_mut().enumerate() {
+            *arg = read_field::<u64>(regs, offsets.pt_regs_args[i]).unwrap_or(0);
+        }
+    }
+    args
+}
+
 /// The syscall the current task is in (pt_regs at the top of its kernel stack), -1 outside a
 /// syscall or when the layout is unknown.
 #[inline(always)]
 pub fn current_syscall(offsets: &KernelOffsets) -> i32 {
-    if offsets.pt_regs_from_top == 0 || offsets.thread_size == 0 {
-        return -1;
-    }
-    let Some(stack) = read_field::<*const u8>(current_task(), offsets.task_stack) else {
+    let Some(regs) = user_regs(offsets) else {
         return -1;
     };
-    let regs = (stack as usize)
-        .wrapping_add((offsets.thread_size - offsets.pt_regs_from_top) as usize)
-        as *const u8;
     // SAFETY: bpf_probe_read_kernel checks the address; a bad pointer yields an error.
     match unsafe { bpf_probe_read_kernel(regs.add(offsets.pt_regs_syscall as usize) as *const i64) }
     {

@@ -179,13 +179,21 @@ async fn run_async(
 
     let installer = crate::policy::install::Installer::from_ebpf(&mut loaded.ebpf)?;
     let (engine, policy_loaded) = Engine::new(installer, &source, &parsed, opts.mode)?;
-    let mut ingress = loader::Ingress::new(
-        loaded
-            .network_error
-            .is_none()
-            .then_some(cgroup_root.as_path()),
-    );
-    sync_ingress(&mut ingress, &mut loaded.ebpf, engine.needs_ingress());
+    let mut hooks = Hooks {
+        ingress: loader::Ingress::new(
+            loaded
+                .network_error
+                .is_none()
+                .then_some(cgroup_root.as_path()),
+        ),
+        syscalls: loader::SyscallHooks::default(),
+        syscall_lsm: loaded.syscall_lsm.clone(),
+        capability_checks: loaded
+            .attached
+            .iter()
+            .any(|p| ["capable", "security_capable", "cap_capable"].contains(p)),
+    };
+    sync_hooks(&mut hooks, &mut loaded.ebpf, &engine);
 
     let metrics = Arc::new(Metrics::default());
     let enricher = Arc::new(Enricher::new(
@@ -387,7 +395,7 @@ async fn run_async(
             _ = sighup.recv() => {
                 reload(&mut pipeline, opts.policy.as_deref(), &mut last_hash, true)?;
                 if let Some(e) = &pipeline.engine {
-                    sync_ingress(&mut ingress, &mut loaded.ebpf, e.needs_ingress());
+                    sync_hooks(&mut hooks, &mut loaded.ebpf, e);
                 }
                 false
             }
@@ -416,7 +424,7 @@ async fn run_async(
                 reload_at = None;
                 reload(&mut pipeline, opts.policy.as_deref(), &mut last_hash, false)?;
                 if let Some(e) = &pipeline.engine {
-                    sync_ingress(&mut ingress, &mut loaded.ebpf, e.needs_ingress());
+                    sync_hooks(&mut hooks, &mut loaded.ebpf, e);
                 }
                 false
             }
@@ -497,6 +505,66 @@ fn spawn_kernel_log(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
             guard.get_inner_mut().flush();
         }
     });
+}
+
+/// Programs attached only while the policy in force needs them.
+struct Hooks {
+    ingress: loader::Ingress,
+    syscalls: loader::SyscallHooks,
+    /// Syscalls an LSM hook refuses under `block`.
+    syscall_lsm: Vec<&'static str>,
+    /// A capability program runs: privileged syscalls are judged at their capability check.
+    capability_checks: bool,
+}
+
+/// Attaches what the policy in force needs, detaches what it no longer does.
+fn sync_hooks(hooks: &mut Hooks, ebpf: &mut aya::Ebpf, engine: &crate::policy::engine::Engine) {
+    sync_ingress(&mut hooks.ingress, ebpf, engine.needs_ingress());
+    let wanted = engine.hooked_syscalls();
+    let before: Vec<&str> = hooks.syscalls.attached().copied().collect();
+    match hooks.syscalls.set(ebpf, wanted, hooks.capability_checks) {
+        Ok(failed) => {
+            let tracing = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+                .iter()
+                .any(|d| std::path::Path::new(d).join("events/syscalls").is_dir());
+            for (name, e) in failed {
+                if tracing {
+                    // The kernel was built without it (no modules, no kexec): the syscall
+                    // fails with ENOSYS, there is nothing to enforce.
+                    log::info!(
+                        "syscall `{name}` is not in this kernel (no syscalls:sys_enter_{name}): its rules have nothing to judge"
+                    );
+                } else {
+                    log::error!(
+                        "syscall rules on `{name}` cannot be enforced: this kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS) or tracefs is not mounted ({e})"
+                    );
+                }
+            }
+        }
+        Err(e) => log::error!("syscall rules cannot be enforced: {e}"),
+    }
+    let now: Vec<&str> = hooks.syscalls.attached().copied().collect();
+    if now != before {
+        let (refused, killed): (Vec<&str>, Vec<&str>) =
+            now.iter().partition(|n| hooks.syscall_lsm.contains(n));
+        log::info!(
+            "syscall tracepoints attached for [{}]; `block` there refuses with EPERM (BPF LSM): [{}], kills at entry: [{}]",
+            now.join(", "),
+            refused.join(", "),
+            killed.join(", ")
+        );
+    }
+    let at_check: Vec<&str> = wanted
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| !now.contains(n) && loader::AT_CAPABILITY_CHECK.contains(n))
+        .collect();
+    if !at_check.is_empty() && hooks.capability_checks {
+        log::info!(
+            "syscalls judged at their capability check (no tracepoint): [{}]; `block` refuses the check with EPERM where BPF LSM runs, kills elsewhere",
+            at_check.join(", ")
+        );
+    }
 }
 
 /// Attaches the ingress program while the policy needs it, detaches it when not.

@@ -113,6 +113,8 @@ pub struct Loaded {
     pub attached: Vec<&'static str>,
     /// Why network segmentation is off, when it is.
     pub network_error: Option<String>,
+    /// Syscalls an attached LSM hook refuses under `block` (the others are killed).
+    pub syscall_lsm: Vec<&'static str>,
 }
 
 /// Parses the kernel BTF at `path`.
@@ -206,12 +208,16 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             .map_err(|e| program_error("security_capable", &e))?;
         attached.push("security_capable");
     }
+    let mut syscall_lsm = Vec::new();
     if let (true, Some(btf)) = (opts.lsm, &kernel_btf) {
         for &hook in LSM_HOOKS {
             attach_lsm(&mut ebpf, hook, btf)?;
             attached.push(hook);
         }
+        syscall_lsm = attach_syscall_lsm(&mut ebpf, btf, &mut attached)?;
     }
+    let prog: &mut TracePoint = program(&mut ebpf, "sys_enter")?;
+    prog.load().map_err(|e| program_error("sys_enter", &e))?;
     let network_error = match &opts.network {
         Some((root, hooks)) => match attach_network(&mut ebpf, root, hooks) {
             Ok(names) => {
@@ -228,7 +234,208 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         missing_offsets,
         attached,
         network_error,
+        syscall_lsm,
     })
+}
+
+/// BPF LSM hooks that refuse syscalls under `block`: (hook, the syscalls that reach it).
+/// `ptrace` reaches its hooks only for PTRACE_ATTACH, PTRACE_SEIZE and PTRACE_TRACEME.
+pub const SYSCALL_LSM_HOOKS: &[(&str, &[&str])] = &[
+    ("sb_mount", &["mount"]),
+    ("sb_umount", &["umount2"]),
+    ("sb_pivotroot", &["pivot_root"]),
+    ("path_chroot", &["chroot"]),
+    ("ptrace_access_check", &["ptrace"]),
+    ("ptrace_traceme", &["ptrace"]),
+    ("bpf", &["bpf"]),
+    ("kernel_load_data", &["init_module", "kexec_load"]),
+    ("kernel_read_file", &["finit_module", "kexec_file_load"]),
+    ("perf_event_open", &["perf_event_open"]),
+];
+
+/// `SYSCALL_LSM` values (`sensor-ebpf/src/syscall.rs`).
+const LSM_ALWAYS: u8 = 1;
+const LSM_PTRACE_ATTACH: u8 = 2;
+
+/// Attaches the syscall LSM hooks the kernel has (a kernel without CONFIG_SECURITY_PATH has no
+/// `path_chroot`) and tells `sys_enter` which syscalls they refuse. Returns those syscalls.
+fn attach_syscall_lsm(
+    ebpf: &mut Ebpf,
+    btf: &aya::Btf,
+    attached: &mut Vec<&'static str>,
+) -> Result<Vec<&'static str>, LoadError> {
+    let mut covered: Vec<&'static str> = Vec::new();
+    let mut missing: Vec<&'static str> = Vec::new();
+    for &(hook, syscalls) in SYSCALL_LSM_HOOKS {
+        match attach_lsm(ebpf, hook, btf) {
+            Ok(()) => {
+                attached.push(hook);
+                covered.extend(syscalls);
+            }
+            Err(e) => {
+                log::warn!(
+                    "LSM hook {hook} unavailable ({e}): `block` kills instead for {syscalls:?}"
+                );
+                missing.extend(syscalls);
+            }
+        }
+    }
+    // A syscall is refused only if every hook it reaches is attached.
+    covered.retain(|s| !missing.contains(s));
+    covered.sort_unstable();
+    covered.dedup();
+    let mut map: aya::maps::Array<_, u8> =
+        aya::maps::Array::try_from(ebpf.map_mut("SYSCALL_LSM").ok_or_else(|| {
+            LoadError::MissingProgram {
+                name: "SYSCALL_LSM".into(),
+            }
+        })?)
+        .map_err(|e| LoadError::Program {
+            name: "SYSCALL_LSM".into(),
+            detail: e.to_string(),
+        })?;
+    let arch = crate::policy::names::Arch::native();
+    for name in &covered {
+        let Some(nr) = crate::policy::names::syscall(arch, name) else {
+            continue;
+        };
+        let value = if *name == "ptrace" {
+            LSM_PTRACE_ATTACH
+        } else {
+            LSM_ALWAYS
+        };
+        map.set(nr, value, 0).map_err(|e| LoadError::Program {
+            name: "SYSCALL_LSM".into(),
+            detail: e.to_string(),
+        })?;
+    }
+    Ok(covered)
+}
+
+/// Syscalls that check a capability before they do anything, on every path: their rules are
+/// judged at that check by the capability programs (attached anyway), so they need no
+/// tracepoint. Any syscall tracepoint, once attached, sends every syscall of every task on
+/// the host through the kernel's slow syscall path: measured here, +5 ns on each `getpid`
+/// (5%), whatever the syscall it is for.
+pub const AT_CAPABILITY_CHECK: &[&str] = &[
+    "mount",
+    "umount2",
+    "pivot_root",
+    "setns",
+    "chroot",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "kexec_load",
+    "kexec_file_load",
+    "open_by_handle_at",
+    "acct",
+    "sethostname",
+    "setdomainname",
+    "settimeofday",
+    "clock_settime",
+    "iopl",
+    "ioperm",
+];
+
+/// How the policy's syscalls are watched: privileged ones at their capability check
+/// (`SYSCALL_AT_CAPABILITY`), the others by the `sys_enter` program attached to their own
+/// `syscalls:sys_enter_<name>`.
+#[derive(Default)]
+pub struct SyscallHooks {
+    links: std::collections::BTreeMap<&'static str, aya::programs::trace_point::TracePointLinkId>,
+    /// Judged at their capability check.
+    at_capability: std::collections::BTreeSet<u32>,
+    /// Syscalls without a tracepoint on this kernel, already reported.
+    unavailable: std::collections::BTreeSet<&'static str>,
+}
+
+impl SyscallHooks {
+    /// Syscalls with their tracepoint attached.
+    pub fn attached(&self) -> impl Iterator<Item = &&'static str> {
+        self.links.keys()
+    }
+
+    /// Watches `wanted` and nothing else. `capability_checks`: a capability program is
+    /// attached, so privileged syscalls can be judged there. Returns the syscalls newly found
+    /// to have no tracepoint on this kernel.
+    pub fn set(
+        &mut self,
+        ebpf: &mut Ebpf,
+        wanted: &std::collections::BTreeSet<(&'static str, u32)>,
+        capability_checks: bool,
+    ) -> Result<Vec<(&'static str, String)>, LoadError> {
+        let (at_capability, at_entry): (Vec<_>, Vec<_>) = wanted
+            .iter()
+            .partition(|(n, _)| capability_checks && AT_CAPABILITY_CHECK.contains(n));
+        let map_err = |e: aya::maps::MapError| LoadError::Program {
+            name: "SYSCALL_AT_CAPABILITY".into(),
+            detail: e.to_string(),
+        };
+        let mut map: aya::maps::Array<_, u8> =
+            aya::maps::Array::try_from(ebpf.map_mut("SYSCALL_AT_CAPABILITY").ok_or_else(|| {
+                LoadError::MissingProgram {
+                    name: "SYSCALL_AT_CAPABILITY".into(),
+                }
+            })?)
+            .map_err(map_err)?;
+        let now: std::collections::BTreeSet<u32> =
+            at_capability.iter().map(|(_, nr)| *nr).collect();
+        for nr in now.difference(&self.at_capability) {
+            map.set(*nr, 1, 0).map_err(map_err)?;
+        }
+        for nr in self.at_capability.difference(&now) {
+            map.set(*nr, 0, 0).map_err(map_err)?;
+        }
+        self.at_capability = now;
+
+        let prog: &mut TracePoint = program(ebpf, "sys_enter")?;
+        let names: std::collections::BTreeSet<&'static str> =
+            at_entry.iter().map(|(n, _)| *n).collect();
+        let stale: Vec<&'static str> = self
+            .links
+            .keys()
+            .filter(|n| !names.contains(*n))
+            .copied()
+            .collect();
+        for name in stale {
+            if let Some(link) = self.links.remove(name) {
+                prog.detach(link)
+                    .map_err(|e| program_error("sys_enter", &e))?;
+            }
+        }
+        let mut failed = Vec::new();
+        for name in names {
+            if self.links.contains_key(name) || self.unavailable.contains(name) {
+                continue;
+            }
+            match prog.attach("syscalls", &format!("sys_enter_{}", tracepoint_name(name))) {
+                Ok(link) => {
+                    self.links.insert(name, link);
+                }
+                Err(e) => {
+                    self.unavailable.insert(name);
+                    failed.push((name, describe(&e)));
+                }
+            }
+        }
+        Ok(failed)
+    }
+}
+
+/// The tracepoint of a syscall where the kernel's entry point has another name.
+fn tracepoint_name(syscall: &str) -> &str {
+    match syscall {
+        "umount2" => "umount",
+        "stat" => "newstat",
+        "lstat" => "newlstat",
+        "fstat" => "newfstat",
+        "uname" => "newuname",
+        other => other,
+    }
 }
 
 /// The `cgroup_skb/ingress` program runs for every packet a socket of the host receives, so it

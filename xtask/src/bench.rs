@@ -27,6 +27,8 @@ struct Workload {
     /// Arguments of `/usr/local/bin/workload` in the bench container; [`SERVER`] in one is
     /// replaced at run time.
     args: &'static [&'static str],
+    /// Run as a host process instead (outside any container).
+    host: bool,
 }
 
 impl Workload {
@@ -51,20 +53,39 @@ const WORKLOADS: &[Workload] = &[
     Workload {
         name: "getpid",
         args: &["getpid", "3000000"],
+        host: false,
     },
     Workload {
         name: "fork_exec",
         args: &["fork-exec", "2000", "/bin/true"],
+        host: false,
     },
     // TCP connect+close to a listener in the same container (loopback).
     Workload {
         name: "connect_loopback",
         args: &["connect-loopback", "20000"],
+        host: false,
     },
     // TCP connect+close from the bench container to the server container (bridge network).
     Workload {
         name: "connect_cross",
         args: &["connect", "20000", SERVER],
+        host: false,
+    },
+    // A syscall no rule names, from a host process: no seccomp filter there, so this shows
+    // the whole cost of the kernel's syscall-tracepoint path being on (a container already
+    // takes that path for seccomp).
+    Workload {
+        name: "getpid_host",
+        args: &["getpid", "3000000"],
+        host: true,
+    },
+    // A syscall the default policy hooks (`setns`, its tracepoint runs the program) made by
+    // a process no rule applies to: the price of a hooked but allowed call.
+    Workload {
+        name: "setns_hooked_host",
+        args: &["syscall-loop", "1000000", "setns"],
+        host: true,
     },
 ];
 
@@ -211,12 +232,21 @@ impl Drop for Sensor {
     }
 }
 
-fn measure(container: &str, server: Option<&str>, w: &Workload) -> anyhow::Result<f64> {
-    let out = util::output(
-        Command::new("docker")
-            .args(["exec", container, "/usr/local/bin/workload"])
-            .args(w.args(server)?),
-    )?;
+/// Where workloads run: the bench container, or the host with the same binary.
+struct Target<'a> {
+    container: &'a str,
+    workload: &'a Path,
+}
+
+fn measure(target: &Target<'_>, server: Option<&str>, w: &Workload) -> anyhow::Result<f64> {
+    let mut cmd = if w.host {
+        Command::new(target.workload)
+    } else {
+        let mut c = Command::new("docker");
+        c.args(["exec", target.container, "/usr/local/bin/workload"]);
+        c
+    };
+    let out = util::output(cmd.args(w.args(server)?))?;
     let v: serde_json::Value =
         serde_json::from_str(out.trim()).with_context(|| format!("workload output {out:?}"))?;
     v["ns_per_op"].as_f64().context("ns_per_op missing")
@@ -260,7 +290,10 @@ pub fn bench(rounds: usize, filter: Option<&str>, churn: usize) -> anyhow::Resul
         };
         run_rounds(
             &sensor,
-            &container,
+            &Target {
+                container: &container,
+                workload: &workload,
+            },
             server.as_deref(),
             rounds.max(1),
             filter,
@@ -315,7 +348,7 @@ fn start_server(name: &str) -> anyhow::Result<String> {
 
 fn run_rounds(
     sensor: &Path,
-    container: &str,
+    target: &Target<'_>,
     server: Option<&str>,
     rounds: usize,
     filter: Option<&str>,
@@ -325,7 +358,7 @@ fn run_rounds(
         bail!("no workload matches {filter:?}");
     }
     for w in &workloads {
-        measure(container, server, w)?; // warm-up: page cache, CPU frequency
+        measure(target, server, w)?; // warm-up: page cache, CPU frequency
     }
     let mut unloaded = vec![Vec::new(); workloads.len()];
     let mut loaded = vec![Vec::new(); workloads.len()];
@@ -343,7 +376,7 @@ fn run_rounds(
                 None
             };
             for (i, w) in workloads.iter().enumerate() {
-                let ns = measure(container, server, w)?;
+                let ns = measure(target, server, w)?;
                 if with_sensor {
                     loaded[i].push(ns)
                 } else {

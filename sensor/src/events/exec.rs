@@ -1,7 +1,7 @@
 //! Decoder of `sched_process_exec` records (`sensor_common::exec`).
 
 use sensor_common::{
-    exec::{ExecEvent, FLAG_ARGS_TRUNCATED, FLAG_FILENAME_TRUNCATED},
+    exec::{ExecEvent, FLAG_ARGS_TRUNCATED, FLAG_DRIFT, FLAG_FILENAME_TRUNCATED},
     kind,
 };
 
@@ -14,6 +14,8 @@ pub struct Exec {
     pub filename: String,
     pub args: Vec<String>,
     pub truncated: bool,
+    /// The file is from the container's writable layer, not its image.
+    pub drift: bool,
     /// Exec rules' verdict.
     pub verdict: sensor_common::policy::Verdict,
 }
@@ -28,6 +30,7 @@ pub fn decode(bytes: &[u8]) -> Result<Exec, DecodeError> {
         filename: c_string(&raw.filename[..name_len]),
         args,
         truncated: raw.flags & (FLAG_FILENAME_TRUNCATED | FLAG_ARGS_TRUNCATED) != 0,
+        drift: raw.flags & FLAG_DRIFT != 0,
         verdict: raw.verdict,
     })
 }

@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod exec;
 pub mod network;
 pub mod reader;
+pub mod syscall;
 
 use std::fmt;
 
@@ -31,6 +32,7 @@ pub enum Event {
     CgroupRmdir(cgroup::Cgroup),
     Capability(capability::Capability),
     Network(network::Network),
+    Syscall(syscall::Syscall),
 }
 
 impl Event {
@@ -40,6 +42,7 @@ impl Event {
             Self::CgroupMkdir(c) | Self::CgroupRmdir(c) => &c.header,
             Self::Capability(c) => &c.header,
             Self::Network(n) => &n.header,
+            Self::Syscall(s) => &s.header,
         }
     }
 }
@@ -117,6 +120,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         kind::CGROUP_RMDIR => cgroup::decode(bytes).map(Event::CgroupRmdir),
         kind::CAPABILITY => capability::decode(bytes).map(Event::Capability),
         kind::NETWORK => network::decode(bytes).map(Event::Network),
+        kind::SYSCALL => syscall::decode(bytes).map(Event::Syscall),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }

@@ -44,11 +44,47 @@ pub fn resolve_offsets(btf: &Btf) -> (KernelOffsets, Vec<&'static str>) {
         // kernels. A KASAN kernel doubles it and syscall names read as unknown there.
         thread_size: 16 * 1024,
         task_real_cred: get("task_struct", "real_cred", "task_struct.real_cred"),
+        bprm_file: get("linux_binprm", "file", "linux_binprm.file"),
+        file_inode: get("file", "f_inode", "file.f_inode"),
+        inode_sb: get("inode", "i_sb", "inode.i_sb"),
+        sb_magic: get("super_block", "s_magic", "super_block.s_magic"),
+        ovl_upper_from_inode: ovl_upper_from_inode(btf),
+        pt_regs_args: if cfg!(target_arch = "aarch64") {
+            // x0 is overwritten by the return value; orig_x0 keeps the first argument.
+            [
+                btf.member_offset("pt_regs", "orig_x0").unwrap_or(0),
+                8,
+                16,
+                24,
+                32,
+                40,
+            ]
+        } else {
+            ["di", "si", "dx", "r10", "r8", "r9"]
+                .map(|r| btf.member_offset("pt_regs", r).unwrap_or(0))
+        },
+        _pad: 0,
     };
     if offsets.pt_regs_from_top == 0 {
         missing.push("sizeof(pt_regs)");
     }
     (offsets, missing)
+}
+
+/// `ovl_inode.__upperdentry - ovl_inode.vfs_inode`. Overlayfs is a module on most
+/// distributions, so its types are often not in vmlinux BTF; `__upperdentry` has followed
+/// `vfs_inode` directly since overlayfs got its own inode (4.13), so `sizeof(struct inode)`
+/// (pointer-aligned) stands in.
+fn ovl_upper_from_inode(btf: &btf::Btf) -> u32 {
+    match (
+        btf.member_offset("ovl_inode", "__upperdentry"),
+        btf.member_offset("ovl_inode", "vfs_inode"),
+    ) {
+        (Some(upper), Some(inode)) if upper > inode => upper - inode,
+        _ => btf
+            .struct_size("inode")
+            .map_or(0, |size| size.next_multiple_of(8)),
+    }
 }
 
 /// TOP_OF_KERNEL_STACK_PADDING: x86_64 kernels built with CONFIG_X86_FRED (Debian's 7.x among

@@ -107,6 +107,31 @@ pub struct NetworkBody<'a> {
     pub summary: bool,
 }
 
+#[derive(Serialize)]
+pub struct SyscallView {
+    /// Name on this architecture (`null` for a number the table does not know).
+    pub name: Option<&'static str>,
+    pub nr: u32,
+    /// The arguments the sensor decodes for this syscall, by name (mount's source, target,
+    /// fstype and flags; unshare's flags; ptrace's request and pid; ...).
+    pub args: serde_json::Map<String, serde_json::Value>,
+    /// All six argument registers as the kernel saw them at entry.
+    pub raw_args: [u64; 6],
+    /// Where it was judged: `entry` (its own tracepoint) or `capability_check` (a privileged
+    /// syscall, at the capability check it makes before doing anything).
+    pub seen_at: &'static str,
+}
+
+/// Body of `"kind": "syscall"` lines.
+#[derive(Serialize)]
+pub struct SyscallBody<'a> {
+    pub syscall: SyscallView,
+    pub process: ProcessRef<'a>,
+    pub container: Option<ContainerView<'a>>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<VerdictView<'a>>,
+}
+
 /// Body of `"kind": "exec"` lines.
 #[derive(Serialize)]
 pub struct ExecBody<'a> {
@@ -118,6 +143,10 @@ pub struct ExecBody<'a> {
     /// Set when the file name or the arguments were cut to the kernel buffer size.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// Set when the executed file is not from the container's image: it is on the
+    /// container's writable layer (written or changed after the container started).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub drift: bool,
 }
 
 /// What a rule did: `action` is what happened (`audit` in audit mode), `would` what enforce
@@ -238,6 +267,7 @@ mod tests {
                 container: None,
                 verdict: None,
                 truncated: false,
+                drift: false,
             },
         };
         let mut sink = JsonLines::new(Vec::new());

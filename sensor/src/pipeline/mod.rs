@@ -21,11 +21,11 @@ use serde_json::Value;
 use crate::output::PostureBody;
 use crate::{
     containers::{Attribution, Container, Registry, enrich::MetaState},
-    events::{Event, capability::Capability, exec::Exec},
+    events::{Event, capability::Capability, exec::Exec, syscall::Syscall},
     metrics::Metrics,
     output::{
         CapabilityBody, CapabilityView, ContainerBody, ExecBody, Line, PolicyBody, Process,
-        ProcessRef, Sink, VerdictView, time::Clock,
+        ProcessRef, Sink, SyscallBody, SyscallView, VerdictView, time::Clock,
     },
     policy::{
         self, Action, Mode,
@@ -88,10 +88,11 @@ impl<S: Sink> Pipeline<S> {
 
     pub fn handle(&mut self, event: Event) -> io::Result<()> {
         match event {
-            Event::Exec(_) | Event::Capability(_) | Event::Network(_) => {
+            Event::Exec(_) | Event::Capability(_) | Event::Network(_) | Event::Syscall(_) => {
                 let kind = match &event {
                     Event::Exec(_) => kind::EXEC,
                     Event::Network(_) => kind::NETWORK,
+                    Event::Syscall(_) => kind::SYSCALL,
                     _ => kind::CAPABILITY,
                 };
                 self.metrics.events[kind as usize].fetch_add(1, Relaxed);
@@ -161,6 +162,7 @@ impl<S: Sink> Pipeline<S> {
             Event::Exec(e) => self.write_exec(e, attribution),
             Event::Capability(c) => self.write_capability(c, attribution),
             Event::Network(n) => self.write_network(n, attribution),
+            Event::Syscall(c) => self.write_syscall(c, attribution),
             Event::CgroupMkdir(_) | Event::CgroupRmdir(_) => Ok(()),
         }
     }
@@ -178,6 +180,40 @@ impl<S: Sink> Pipeline<S> {
                 Some(c)
             }
         })
+    }
+
+    fn write_syscall(&mut self, call: &Syscall, attribution: Attribution) -> io::Result<()> {
+        let container = self.container_of(attribution)?;
+        let time = self.clock.rfc3339(call.header.ktime_ns);
+        let verdict = self.verdict(&call.header, call.verdict);
+        let exe = self.exes.get(call.header.pid);
+        let name = names::syscall_name(Arch::native(), call.nr);
+        let body = SyscallBody {
+            syscall: SyscallView {
+                name,
+                nr: call.nr,
+                args: name
+                    .map(|n| crate::events::syscall::decoded_args(n, call))
+                    .unwrap_or_default(),
+                raw_args: call.args,
+                seen_at: if call.seen_at == sensor_common::syscall::SEEN_AT_CAPABILITY {
+                    "capability_check"
+                } else {
+                    "entry"
+                },
+            },
+            process: ProcessRef {
+                pid: call.header.pid,
+                ppid: call.header.ppid,
+                uid: call.header.uid,
+                gid: call.header.gid,
+                comm: &call.header.comm,
+                exe: exe.as_deref(),
+            },
+            container: container.as_deref().map(Container::view),
+            verdict,
+        };
+        self.write("syscall", &time, body)
     }
 
     fn write_capability(&mut self, cap: &Capability, attribution: Attribution) -> io::Result<()> {
@@ -283,6 +319,7 @@ impl<S: Sink> Pipeline<S> {
             container: container.as_deref().map(Container::view),
             verdict,
             truncated: exec.truncated,
+            drift: exec.drift,
         };
         self.write("exec", &time, body)
     }

@@ -13,6 +13,7 @@ use sensor_common::policy::{
     ACTION_BLOCK, ACTION_KILL, ACTION_NONE, EXEC_PATH_LEN, ExecKeyData, ExecRuleset, ExecValue,
     MAX_ALLOW_RULES, RULE_ALLOW_LIST,
 };
+use sensor_common::syscall::SysValue;
 
 use super::model::{Action, List, Mode, PathPattern, Policy, Rule, Selector};
 use crate::containers::Runtime;
@@ -106,6 +107,8 @@ pub struct Ruleset {
     pub exec: ExecEntries,
     /// Capability actions, when a capability rule applies.
     pub caps: Option<CapRuleset>,
+    /// `SYSCALL_RULES` entries: syscall number → action, rule, string arguments.
+    pub syscalls: Vec<(u32, SysValue)>,
 }
 
 /// Compile errors: conditions only a particular container set reveals.
@@ -160,6 +163,8 @@ impl Compiler {
                 r.selector.matches(subject)
                     && (r.exec.is_some()
                         || r.capabilities.is_some()
+                        || r.syscalls.is_some()
+                        || r.drift
                         || self.posture_violated(*i, subject))
             })
             .map(|(i, _)| i)
@@ -214,6 +219,7 @@ impl Compiler {
         let (applied, posture) = (&rules[..split], rules.get(split + 1..).unwrap_or(&[]));
         let exec = self.exec_entries(id, applied, posture)?;
         let caps = self.cap_ruleset(applied);
+        let syscalls = self.syscall_entries(applied);
         self.next_id += 1;
         self.by_rules.insert(
             rules.clone(),
@@ -222,6 +228,7 @@ impl Compiler {
                 rules,
                 exec,
                 caps,
+                syscalls,
             },
         );
         Ok((id, true))
@@ -275,6 +282,27 @@ impl Compiler {
             }
             rs
         })
+    }
+
+    /// Per syscall, the strongest action of the rules denying it (an allow-list denies every
+    /// syscall of this architecture it does not name).
+    fn syscall_entries(&self, rules: &[usize]) -> Vec<(u32, SysValue)> {
+        let mut out: BTreeMap<u32, SysValue> = BTreeMap::new();
+        for &ri in rules {
+            let rule = &self.policy_rules[ri];
+            let Some(list) = &rule.syscalls else { continue };
+            for (name, nr) in denied_syscalls(list) {
+                let entry = out.entry(nr).or_insert_with(|| SysValue {
+                    strings: crate::events::syscall::string_args(name),
+                    ..SysValue::default()
+                });
+                if rule.action.code() > entry.action {
+                    entry.action = rule.action.code();
+                    entry.rule = ri as u32;
+                }
+            }
+        }
+        out.into_iter().collect()
     }
 
     fn exec_entries(
@@ -335,6 +363,13 @@ impl Compiler {
                 patterns.push((reverse, bytes, value));
             }
         }
+        for &ri in rules {
+            let rule = &self.policy_rules[ri];
+            if rule.drift && rule.action.code() > header.drift_action {
+                header.drift_action = rule.action.code();
+                header.drift_rule = ri as u32;
+            }
+        }
         // A violated posture rule denies every exec ("*") with its action.
         for &ri in posture {
             patterns.push((
@@ -382,6 +417,29 @@ impl Compiler {
             reverse: fold(true),
         })
     }
+}
+
+/// The syscalls of this architecture a list denies: its names, or every other one.
+pub fn denied_syscalls(list: &List<String>) -> Vec<(&'static str, u32)> {
+    let table = super::names::Arch::native().table();
+    let named = |n: &str| list.items().iter().any(|x| x.eq_ignore_ascii_case(n));
+    let deny = matches!(list, List::Deny(_));
+    table
+        .iter()
+        .filter(|(n, _)| named(n) == deny)
+        .copied()
+        .collect()
+}
+
+/// Every syscall some rule of `policy` denies (whatever its selector): the tracepoints to
+/// attach.
+pub fn hooked_syscalls(policy: &Policy) -> BTreeSet<(&'static str, u32)> {
+    policy
+        .rules
+        .iter()
+        .filter_map(|r| r.syscalls.as_ref())
+        .flat_map(denied_syscalls)
+        .collect()
 }
 
 /// The ruleset of every subject, from scratch: what a reload installs.

@@ -36,6 +36,8 @@ struct Generation {
     network: NetworkPlan,
     /// Destination segment masks whose `NET_FLOWS` entries are installed.
     flow_masks: BTreeSet<u64>,
+    /// Syscalls some rule denies: their tracepoints must be attached.
+    syscalls: BTreeSet<(&'static str, u32)>,
     mode: Mode,
     hash: String,
 }
@@ -84,6 +86,7 @@ impl Engine {
             compiler: Compiler::new(&parsed.policy, 1),
             network: NetworkPlan::default(),
             flow_masks: BTreeSet::new(),
+            syscalls: BTreeSet::new(),
             mode: Mode::Audit,
             hash: String::new(),
         };
@@ -185,6 +188,11 @@ impl Engine {
             .into_iter()
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Syscalls (name, number) some rule of the policy in force denies.
+    pub fn hooked_syscalls(&self) -> &BTreeSet<(&'static str, u32)> {
+        &self.current.syscalls
     }
 
     /// Whether the policy in force can judge inbound flows (the ingress program is needed).
@@ -352,6 +360,7 @@ impl Engine {
                 compiler,
                 network,
                 flow_masks,
+                syscalls: super::compile::hooked_syscalls(&parsed.policy),
                 mode,
                 hash: source.hash(),
             },

@@ -1,6 +1,6 @@
 //! Compiled policy → the kernel's maps (`sensor-ebpf/src/maps.rs`: `POLICY`,
 //! `CGROUP_POLICY`, `EXEC_PREFIX`, `EXEC_SUFFIX`, `EXEC_RULESETS`, `CAP_RULESETS`,
-//! `NET_ADDRS`, `NET_CIDRS`, `NET_FLOWS`).
+//! `NET_ADDRS`, `NET_CIDRS`, `NET_FLOWS`, `SYSCALL_RULES`).
 
 use aya::{
     Ebpf,
@@ -10,6 +10,7 @@ use sensor_common::{
     capability::CapRuleset,
     network::{AddrKey, CidrKeyData, FlowKey},
     policy::{CgroupPolicy, ExecKeyData, ExecRuleset, ExecValue, PolicyConfig},
+    syscall::{SysKey, SysValue},
 };
 
 use super::{compile::Ruleset, network::NetworkPlan};
@@ -36,6 +37,7 @@ pub struct Installer {
     addrs: HashMap<MapData, AddrKey, u64>,
     cidrs: LpmTrie<MapData, CidrKeyData, u64>,
     flows: HashMap<MapData, FlowKey, u64>,
+    syscalls: HashMap<MapData, SysKey, SysValue>,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
@@ -59,6 +61,7 @@ impl Installer {
             addrs: take(ebpf, "NET_ADDRS")?,
             cidrs: take(ebpf, "NET_CIDRS")?,
             flows: take(ebpf, "NET_FLOWS")?,
+            syscalls: take(ebpf, "SYSCALL_RULES")?,
         })
     }
 
@@ -87,7 +90,7 @@ impl Installer {
                 .insert(&Key::new(*len, *data), value, 0)
                 .map_err(map_err("EXEC_SUFFIX"))?;
         }
-        if rs.exec.header.allow_required != 0 {
+        if rs.exec.header.allow_required != 0 || rs.exec.header.drift_action != 0 {
             self.rulesets
                 .insert(rs.id, rs.exec.header, 0)
                 .map_err(map_err("EXEC_RULESETS"))?;
@@ -96,6 +99,15 @@ impl Installer {
             self.caps
                 .insert(rs.id, caps, 0)
                 .map_err(map_err("CAP_RULESETS"))?;
+        }
+        for (nr, value) in &rs.syscalls {
+            let key = SysKey {
+                ruleset: rs.id,
+                nr: *nr,
+            };
+            self.syscalls
+                .insert(key, value, 0)
+                .map_err(map_err("SYSCALL_RULES"))?;
         }
         Ok(())
     }
@@ -110,6 +122,12 @@ impl Installer {
         }
         let _ = self.rulesets.remove(&rs.id);
         let _ = self.caps.remove(&rs.id);
+        for (nr, _) in &rs.syscalls {
+            let _ = self.syscalls.remove(&SysKey {
+                ruleset: rs.id,
+                nr: *nr,
+            });
+        }
     }
 
     /// Sets the ruleset and segments of `cgroup` in generation `slot`, keeping the other slot.

@@ -182,6 +182,9 @@ pub struct Rule {
     pub capabilities: Option<List<u32>>,
     pub syscalls: Option<List<String>>,
     pub exec: Option<List<PathPattern>>,
+    /// `drift: deny`: executing a file of the container's writable layer (not from its image)
+    /// is a violation.
+    pub drift: bool,
     pub posture: Option<Posture>,
     pub action: Action,
     /// Line of the rule in its file, for messages.

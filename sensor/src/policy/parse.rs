@@ -362,6 +362,7 @@ impl Parser {
             "capabilities",
             "syscalls",
             "exec",
+            "drift",
             "posture",
             "action",
         ];
@@ -388,6 +389,10 @@ impl Parser {
             .get_node("exec")
             .and_then(|n| self.list(n, "exec", |p, s| p.exec_pattern(s)));
         let posture = map.get_node("posture").and_then(|n| self.posture(n));
+        let drift = map
+            .get_node("drift")
+            .and_then(|n| self.keyword(n, "drift", &[("deny", true), ("allow", false)]))
+            .unwrap_or(false);
         let action = match map.get_node("action") {
             Some(n) => self.keyword(
                 n,
@@ -400,22 +405,14 @@ impl Parser {
             ),
             None => Some(Action::Audit),
         };
-        let has_kind = ["capabilities", "syscalls", "exec", "posture"]
+        let has_kind = ["capabilities", "syscalls", "exec", "drift", "posture"]
             .iter()
             .any(|k| map.get_node(k).is_some());
         if !has_kind {
             self.error(
                 map.span(),
-                format!("{what} controls nothing: give it `capabilities`, `syscalls`, `exec` or `posture`"),
+                format!("{what} controls nothing: give it `capabilities`, `syscalls`, `exec`, `drift` or `posture`"),
             );
-        }
-        for kind in ["syscalls"] {
-            if let Some(n) = map.get_node(kind) {
-                self.warn(
-                    n.span(),
-                    format!("`{kind}` rules are parsed but not enforced by this version yet"),
-                );
-            }
         }
         Some(Rule {
             name: name?,
@@ -423,6 +420,7 @@ impl Parser {
             capabilities,
             syscalls,
             exec,
+            drift,
             posture,
             action: action?,
             line,

@@ -161,6 +161,7 @@ mod tests {
             ])),
             syscalls: None,
             exec: None,
+            drift: false,
             posture: Some(Posture {
                 privileged: Some(Stance::Deny),
                 root_user: Some(Stance::Deny),

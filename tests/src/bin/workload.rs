@@ -21,6 +21,9 @@ const USAGE: &str = "usage: workload MODE ARGS
   tcp-connect ADDR:PORT [MS]    one TCP connect with a timeout (default 3000 ms)
   udp-send ADDR:PORT            one unconnected UDP datagram (send_to)
   udp-recv PORT SECONDS [ADDR]  count the UDP datagrams received on ADDR:PORT during SECONDS
+  syscall NAME [DIR]            one call of NAME (unshare, mount, umount2, setns, bpf, ptrace,
+                                chroot, pivot_root) with fixed arguments, print its outcome
+  syscall-loop N NAME           N calls of a harmless form of NAME (unshare(0), setns(-1, 0))
 ADDR:PORT is an IP socket address: 10.1.2.3:80, [::1]:80, [::ffff:10.1.2.3]:80";
 
 /// Listen backlog for the TCP servers: connect loops must not fill the accept queue.
@@ -255,6 +258,104 @@ fn main() {
                 "{{\"workload\":\"udp-recv\",\"received\":{received}}}"
             ));
         }
+        "syscall" => {
+            let which = args.get(2).unwrap_or_else(|| usage());
+            let dir = args.get(3).map_or("/mnt", String::as_str);
+            let r = one_syscall(which, dir);
+            print_line(&format!(
+                "{{\"workload\":\"syscall\",\"name\":{},{}}}",
+                json_str(Some(which)),
+                outcome(&r)
+            ));
+        }
+        "syscall-loop" => {
+            let n: u64 = arg(&args, 2);
+            let which = args.get(3).unwrap_or_else(|| usage());
+            let start = Instant::now();
+            for _ in 0..n {
+                // SAFETY: harmless forms: unshare(0) changes nothing, setns(-1, 0) fails EBADF.
+                unsafe {
+                    match which.as_str() {
+                        "unshare" => libc::syscall(libc::SYS_unshare, 0),
+                        "setns" => libc::syscall(libc::SYS_setns, -1, 0),
+                        _ => usage(),
+                    }
+                };
+            }
+            print_rate(&format!("{which}_loop"), n, start);
+        }
         _ => usage(),
+    }
+}
+
+/// The raw result of a syscall as an io::Result.
+fn check(ret: libc::c_long) -> std::io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// One call of a syscall the sensor's syscall rules name, with fixed arguments the tests
+/// look for in the events: mount("none", DIR, "tmpfs", MS_NOSUID) (unmounted again at once),
+/// unshare(CLONE_NEWUSER),
+/// setns(<own UTS namespace>, CLONE_NEWUTS), bpf(BPF_MAP_CREATE, {}), ptrace(PTRACE_TRACEME),
+/// umount2(DIR, MNT_DETACH), chroot("/"), pivot_root(DIR, DIR). DIR defaults to /mnt.
+fn one_syscall(which: &str, dir: &str) -> std::io::Result<libc::c_long> {
+    let _ = std::fs::create_dir_all(dir);
+    let dir = std::ffi::CString::new(dir).expect("directory without NUL");
+    // SAFETY: each call gets valid NUL-terminated strings or null pointers as the kernel
+    // expects; the attr buffer outlives the bpf call.
+    unsafe {
+        match which {
+            "mount" => {
+                let r = check(libc::syscall(
+                    libc::SYS_mount,
+                    c"none".as_ptr(),
+                    dir.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    libc::MS_NOSUID,
+                    std::ptr::null::<u8>(),
+                ));
+                if r.is_ok() {
+                    // Leave nothing mounted behind.
+                    libc::umount2(dir.as_ptr(), libc::MNT_DETACH);
+                }
+                r
+            }
+            "umount2" => check(libc::syscall(
+                libc::SYS_umount2,
+                dir.as_ptr(),
+                libc::MNT_DETACH,
+            )),
+            "unshare" => check(libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER)),
+            "setns" => {
+                let f = std::fs::File::open("/proc/self/ns/uts")?;
+                check(libc::syscall(
+                    libc::SYS_setns,
+                    f.as_raw_fd(),
+                    libc::CLONE_NEWUTS,
+                ))
+            }
+            "bpf" => {
+                let attr = [0u8; 128];
+                check(libc::syscall(libc::SYS_bpf, 0, attr.as_ptr(), attr.len()))
+            }
+            "ptrace" => check(libc::syscall(
+                libc::SYS_ptrace,
+                libc::PTRACE_TRACEME,
+                0,
+                0,
+                0,
+            )),
+            "chroot" => check(libc::syscall(libc::SYS_chroot, c"/".as_ptr())),
+            "pivot_root" => check(libc::syscall(
+                libc::SYS_pivot_root,
+                dir.as_ptr(),
+                dir.as_ptr(),
+            )),
+            _ => usage(),
+        }
     }
 }
