@@ -42,6 +42,9 @@ pub const SEEN_AT_ENTRY: u8 = 1;
 /// Judged at the syscall's capability check (privileged syscalls, whose tracepoint is not
 /// attached: see `SYSCALL_AT_CAPABILITY`).
 pub const SEEN_AT_CAPABILITY: u8 = 2;
+/// Judged at the BPF LSM hook that refused it (a privileged syscall whose hook comes before
+/// its capability check).
+pub const SEEN_AT_LSM: u8 = 3;
 
 /// Repeated capability checks of one thread in the same syscall within this many
 /// nanoseconds are one call (mount checks CAP_SYS_ADMIN twice).

@@ -221,7 +221,12 @@ fn on_check<C: EbpfContext>(
     syscall: i32,
     source: u8,
 ) -> i32 {
-    let by_syscall = crate::syscall::at_capability_check(syscall, source == SOURCE_LSM);
+    // Under BPF LSM the second source reports refused checks only: the kernel's refusals and
+    // the ones `lsm/capable` or a syscall LSM hook already enforced. It reports, never enforces.
+    // SAFETY: reading a static; volatile so the loader's values are used.
+    let secondary = source != SOURCE_LSM
+        && unsafe { core::ptr::read_volatile(&CAP_TRACEPOINT) }.refused_only != 0;
+    let by_syscall = crate::syscall::at_capability_check(syscall, source == SOURCE_LSM, !secondary);
     let by_capability = on_cap_check(ctx, scope, cap, granted, quiet, syscall, source);
     if by_syscall != 0 {
         by_syscall

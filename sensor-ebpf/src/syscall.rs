@@ -16,8 +16,8 @@ use sensor_common::{
     kind,
     policy::{ACTION_BLOCK, ACTION_NONE, ENFORCED_LSM, ENFORCED_SIGNAL, Verdict},
     syscall::{
-        ARGS, NR_MAX, SAME_CALL_NS, SEEN_AT_CAPABILITY, SEEN_AT_ENTRY, STRINGS, SeenCall, SysKey,
-        SysValue, SyscallEvent,
+        ARGS, NR_MAX, SAME_CALL_NS, SEEN_AT_CAPABILITY, SEEN_AT_ENTRY, SEEN_AT_LSM, STRINGS,
+        SeenCall, SysKey, SysValue, SyscallEvent,
     },
 };
 
@@ -99,9 +99,9 @@ pub fn sys_enter(ctx: TracePointContext) -> u32 {
 /// anything, so their rules are judged at that check, from the capability programs: no
 /// tracepoint is attached for them and no other syscall pays anything. `lsm`: the check is
 /// seen by `lsm/capable`, which refuses it (the syscall fails with EPERM) under `block`.
-/// Returns the LSM answer.
+/// `enforcing`: false for a source that only reports. Returns the LSM answer.
 #[inline(always)]
-pub fn at_capability_check(syscall: i32, lsm: bool) -> i32 {
+pub fn at_capability_check(syscall: i32, lsm: bool, enforcing: bool) -> i32 {
     if syscall < 0
         || SYSCALL_AT_CAPABILITY
             .get(syscall as u32)
@@ -111,17 +111,27 @@ pub fn at_capability_check(syscall: i32, lsm: bool) -> i32 {
     {
         return 0;
     }
-    let nr = syscall as u32;
+    judge_in_call(syscall as u32, lsm, enforcing, SEEN_AT_CAPABILITY)
+}
+
+/// Judges syscall `nr` from inside the call (a capability check or an LSM hook), once per
+/// call: the call's later checks only enforce. Under `block` and `kill`, an LSM caller
+/// (`lsm`) refuses with EPERM. Returns the LSM answer.
+#[inline(always)]
+fn judge_in_call(nr: u32, lsm: bool, enforcing: bool, seen_at: u8) -> i32 {
     let Some((active, value)) = rule_for(nr) else {
         return 0;
     };
-    let verdict = enforce(&active, &value, lsm);
-    let answer = if verdict.enforced == ENFORCED_LSM {
+    let verdict = if enforcing {
+        enforce(&active, &value, lsm)
+    } else {
+        unenforced(&active, &value)
+    };
+    let answer = if enforcing && lsm && active.enforce && value.action >= ACTION_BLOCK {
         -EPERM
     } else {
         0
     };
-    // One event per call: the call's other checks only enforce.
     // SAFETY: the helper has no preconditions.
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let thread = bpf_get_current_pid_tgid();
@@ -139,8 +149,21 @@ pub fn at_capability_check(syscall: i32, lsm: bool) -> i32 {
     };
     let _ = SYSCALL_SEEN.insert(thread, seen, 0);
     let args = syscall_args(&offsets());
-    emit(nr, &args, &value, verdict, SEEN_AT_CAPABILITY);
+    emit(nr, &args, &value, verdict, seen_at);
     answer
+}
+
+/// The verdict, not carried out.
+#[inline(always)]
+fn unenforced(active: &policy::Active, value: &SysValue) -> Verdict {
+    Verdict {
+        rule: value.rule,
+        ruleset: active.ruleset,
+        action: value.action,
+        generation: active.generation,
+        mode: u8::from(active.enforce),
+        ..Verdict::default()
+    }
 }
 
 /// The verdict, carried out: `block` is left to an LSM hook when `lsm_refuses`, else (and
@@ -148,14 +171,7 @@ pub fn at_capability_check(syscall: i32, lsm: bool) -> i32 {
 /// still runs unless an LSM hook refuses it.
 #[inline(always)]
 fn enforce(active: &policy::Active, value: &SysValue, lsm_refuses: bool) -> Verdict {
-    let mut verdict = Verdict {
-        rule: value.rule,
-        ruleset: active.ruleset,
-        action: value.action,
-        generation: active.generation,
-        mode: u8::from(active.enforce),
-        ..Verdict::default()
-    };
+    let mut verdict = unenforced(active, value);
     if active.enforce && value.action >= ACTION_BLOCK {
         if value.action == ACTION_BLOCK && lsm_refuses {
             verdict.enforced = ENFORCED_LSM;
@@ -212,6 +228,11 @@ fn refuse() -> i32 {
     let nr = current_syscall(&offsets());
     if nr < 0 {
         return 0;
+    }
+    // A privileged syscall has no entry tracepoint: its event is emitted here (the hook comes
+    // before its capability check: mount's sb_mount before may_mount).
+    if SYSCALL_AT_CAPABILITY.get(nr as u32).copied().unwrap_or(0) != 0 {
+        return judge_in_call(nr as u32, true, true, SEEN_AT_LSM);
     }
     match rule_for(nr as u32) {
         Some((active, value)) if active.enforce && value.action >= ACTION_BLOCK => -EPERM,

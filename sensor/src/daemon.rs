@@ -186,8 +186,7 @@ async fn run_async(
                 .is_none()
                 .then_some(cgroup_root.as_path()),
         ),
-        syscalls: loader::SyscallHooks::default(),
-        syscall_lsm: loaded.syscall_lsm.clone(),
+        syscalls: loader::SyscallHooks::new(loaded.lsm_btf.take()),
         capability_checks: loaded
             .attached
             .iter()
@@ -511,8 +510,6 @@ fn spawn_kernel_log(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
 struct Hooks {
     ingress: loader::Ingress,
     syscalls: loader::SyscallHooks,
-    /// Syscalls an LSM hook refuses under `block`.
-    syscall_lsm: Vec<&'static str>,
     /// A capability program runs: privileged syscalls are judged at their capability check.
     capability_checks: bool,
 }
@@ -543,10 +540,14 @@ fn sync_hooks(hooks: &mut Hooks, ebpf: &mut aya::Ebpf, engine: &crate::policy::e
         }
         Err(e) => log::error!("syscall rules cannot be enforced: {e}"),
     }
+    if let Err(e) = hooks.syscalls.set_lsm(ebpf, &engine.enforced_syscalls()) {
+        log::error!("syscall LSM hooks: {e}; `block` kills instead");
+    }
+    let refused_by_lsm = hooks.syscalls.refused_by_lsm();
     let now: Vec<&str> = hooks.syscalls.attached().copied().collect();
     if now != before {
         let (refused, killed): (Vec<&str>, Vec<&str>) =
-            now.iter().partition(|n| hooks.syscall_lsm.contains(n));
+            now.iter().partition(|n| refused_by_lsm.contains(n));
         log::info!(
             "syscall tracepoints attached for [{}]; `block` there refuses with EPERM (BPF LSM): [{}], kills at entry: [{}]",
             now.join(", "),

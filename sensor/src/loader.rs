@@ -113,8 +113,8 @@ pub struct Loaded {
     pub attached: Vec<&'static str>,
     /// Why network segmentation is off, when it is.
     pub network_error: Option<String>,
-    /// Syscalls an attached LSM hook refuses under `block` (the others are killed).
-    pub syscall_lsm: Vec<&'static str>,
+    /// Kernel BTF for loading the syscall LSM hooks later, where BPF LSM runs.
+    pub lsm_btf: Option<aya::Btf>,
 }
 
 /// Parses the kernel BTF at `path`.
@@ -208,13 +208,11 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             .map_err(|e| program_error("security_capable", &e))?;
         attached.push("security_capable");
     }
-    let mut syscall_lsm = Vec::new();
     if let (true, Some(btf)) = (opts.lsm, &kernel_btf) {
         for &hook in LSM_HOOKS {
             attach_lsm(&mut ebpf, hook, btf)?;
             attached.push(hook);
         }
-        syscall_lsm = attach_syscall_lsm(&mut ebpf, btf, &mut attached)?;
     }
     let prog: &mut TracePoint = program(&mut ebpf, "sys_enter")?;
     prog.load().map_err(|e| program_error("sys_enter", &e))?;
@@ -234,7 +232,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         missing_offsets,
         attached,
         network_error,
-        syscall_lsm,
+        lsm_btf: if opts.lsm { kernel_btf } else { None },
     })
 }
 
@@ -256,61 +254,6 @@ pub const SYSCALL_LSM_HOOKS: &[(&str, &[&str])] = &[
 /// `SYSCALL_LSM` values (`sensor-ebpf/src/syscall.rs`).
 const LSM_ALWAYS: u8 = 1;
 const LSM_PTRACE_ATTACH: u8 = 2;
-
-/// Attaches the syscall LSM hooks the kernel has (a kernel without CONFIG_SECURITY_PATH has no
-/// `path_chroot`) and tells `sys_enter` which syscalls they refuse. Returns those syscalls.
-fn attach_syscall_lsm(
-    ebpf: &mut Ebpf,
-    btf: &aya::Btf,
-    attached: &mut Vec<&'static str>,
-) -> Result<Vec<&'static str>, LoadError> {
-    let mut covered: Vec<&'static str> = Vec::new();
-    let mut missing: Vec<&'static str> = Vec::new();
-    for &(hook, syscalls) in SYSCALL_LSM_HOOKS {
-        match attach_lsm(ebpf, hook, btf) {
-            Ok(()) => {
-                attached.push(hook);
-                covered.extend(syscalls);
-            }
-            Err(e) => {
-                log::warn!(
-                    "LSM hook {hook} unavailable ({e}): `block` kills instead for {syscalls:?}"
-                );
-                missing.extend(syscalls);
-            }
-        }
-    }
-    // A syscall is refused only if every hook it reaches is attached.
-    covered.retain(|s| !missing.contains(s));
-    covered.sort_unstable();
-    covered.dedup();
-    let mut map: aya::maps::Array<_, u8> =
-        aya::maps::Array::try_from(ebpf.map_mut("SYSCALL_LSM").ok_or_else(|| {
-            LoadError::MissingProgram {
-                name: "SYSCALL_LSM".into(),
-            }
-        })?)
-        .map_err(|e| LoadError::Program {
-            name: "SYSCALL_LSM".into(),
-            detail: e.to_string(),
-        })?;
-    let arch = crate::policy::names::Arch::native();
-    for name in &covered {
-        let Some(nr) = crate::policy::names::syscall(arch, name) else {
-            continue;
-        };
-        let value = if *name == "ptrace" {
-            LSM_PTRACE_ATTACH
-        } else {
-            LSM_ALWAYS
-        };
-        map.set(nr, value, 0).map_err(|e| LoadError::Program {
-            name: "SYSCALL_LSM".into(),
-            detail: e.to_string(),
-        })?;
-    }
-    Ok(covered)
-}
 
 /// Syscalls that check a capability before they do anything, on every path: their rules are
 /// judged at that check by the capability programs (attached anyway), so they need no
@@ -346,6 +289,12 @@ pub const AT_CAPABILITY_CHECK: &[&str] = &[
 /// `syscalls:sys_enter_<name>`.
 #[derive(Default)]
 pub struct SyscallHooks {
+    /// Where BPF LSM runs: the kernel BTF the hooks are loaded against.
+    lsm_btf: Option<aya::Btf>,
+    /// Syscall LSM hooks attached, by hook name.
+    lsm_links: std::collections::BTreeMap<&'static str, aya::programs::lsm::LsmLinkId>,
+    /// Hooks that failed to load or attach on this kernel, already reported.
+    lsm_unavailable: std::collections::BTreeSet<&'static str>,
     links: std::collections::BTreeMap<&'static str, aya::programs::trace_point::TracePointLinkId>,
     /// Judged at their capability check.
     at_capability: std::collections::BTreeSet<u32>,
@@ -354,6 +303,106 @@ pub struct SyscallHooks {
 }
 
 impl SyscallHooks {
+    pub fn new(lsm_btf: Option<aya::Btf>) -> Self {
+        Self {
+            lsm_btf,
+            ..Self::default()
+        }
+    }
+
+    /// Syscalls an attached LSM hook refuses (every hook they reach is attached).
+    pub fn refused_by_lsm(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = SYSCALL_LSM_HOOKS
+            .iter()
+            .flat_map(|(_, syscalls)| syscalls.iter().copied())
+            .filter(|s| {
+                SYSCALL_LSM_HOOKS
+                    .iter()
+                    .filter(|(_, sys)| sys.contains(s))
+                    .all(|(hook, _)| self.lsm_links.contains_key(hook))
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Attaches the LSM hooks of the syscalls in `enforced` (those a `block` or `kill` rule
+    /// names under enforce mode) and detaches the others: a hook runs on every mount, bpf()
+    /// call, ... of the host, so it is only there while it can refuse something. Loading
+    /// waits for the first need (each is a verifier run at startup otherwise).
+    pub fn set_lsm(
+        &mut self,
+        ebpf: &mut Ebpf,
+        enforced: &std::collections::BTreeSet<&'static str>,
+    ) -> Result<(), LoadError> {
+        let Some(btf) = &self.lsm_btf else {
+            return Ok(());
+        };
+        for &(hook, syscalls) in SYSCALL_LSM_HOOKS {
+            let needed = syscalls.iter().any(|s| enforced.contains(s));
+            let prog: &mut aya::programs::Lsm = program(ebpf, hook)?;
+            match (needed, self.lsm_links.remove(hook)) {
+                (true, None) if !self.lsm_unavailable.contains(hook) => {
+                    let attached = (|| {
+                        if prog.fd().is_err() {
+                            prog.load(hook, btf)?;
+                        }
+                        prog.attach()
+                    })();
+                    match attached {
+                        Ok(link) => {
+                            self.lsm_links.insert(hook, link);
+                        }
+                        Err(e) => {
+                            // A kernel without CONFIG_SECURITY_PATH has no path_chroot.
+                            log::warn!(
+                                "LSM hook {hook} unavailable ({}): `block` kills instead for {syscalls:?}",
+                                describe(&e)
+                            );
+                            self.lsm_unavailable.insert(hook);
+                        }
+                    }
+                }
+                (false, Some(link)) => {
+                    prog.detach(link).map_err(|e| program_error(hook, &e))?;
+                }
+                (_, Some(link)) => {
+                    self.lsm_links.insert(hook, link);
+                }
+                _ => {}
+            }
+        }
+        // Tell sys_enter which calls a hook refuses.
+        let refused = self.refused_by_lsm();
+        let map_err = |e: aya::maps::MapError| LoadError::Program {
+            name: "SYSCALL_LSM".into(),
+            detail: e.to_string(),
+        };
+        let mut map: aya::maps::Array<_, u8> =
+            aya::maps::Array::try_from(ebpf.map_mut("SYSCALL_LSM").ok_or_else(|| {
+                LoadError::MissingProgram {
+                    name: "SYSCALL_LSM".into(),
+                }
+            })?)
+            .map_err(map_err)?;
+        let arch = crate::policy::names::Arch::native();
+        for &(_, syscalls) in SYSCALL_LSM_HOOKS {
+            for name in syscalls {
+                let Some(nr) = crate::policy::names::syscall(arch, name) else {
+                    continue;
+                };
+                let value = match (refused.contains(name), *name == "ptrace") {
+                    (false, _) => 0,
+                    (true, true) => LSM_PTRACE_ATTACH,
+                    (true, false) => LSM_ALWAYS,
+                };
+                map.set(nr, value, 0).map_err(map_err)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Syscalls with their tracepoint attached.
     pub fn attached(&self) -> impl Iterator<Item = &&'static str> {
         self.links.keys()

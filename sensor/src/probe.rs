@@ -383,7 +383,9 @@ fn enforcement(r: &Report) -> Vec<Enforcement> {
     } else {
         (kill_audit, "none")
     };
-    let sys_kill = tracing_kill("syscall tracepoints");
+    // Privileged syscalls are judged at their capability check, the others at their own
+    // syscalls:sys_enter_<name> tracepoint.
+    let sys_kill = tracing_kill("capability check or sys_enter_<name>");
     let net_kill = if r.ok("send_signal_cgroup_sock_addr") {
         (kill, "cgroup/connect4,6 + sendmsg4,6")
     } else {
@@ -414,7 +416,10 @@ fn enforcement(r: &Report) -> Vec<Enforcement> {
         row("capability", block("lsm/capable", cap_kill), cap_kill),
         row(
             "syscall",
-            block("lsm (sb_mount, ptrace_access_check, bpf, ...)", sys_kill),
+            block(
+                "lsm (sb_mount, sb_umount, ptrace_access_check, bpf, ..., capable); others kill",
+                sys_kill,
+            ),
             sys_kill,
         ),
         row("network", net_block, net_kill),

@@ -64,6 +64,11 @@ pub const TESTS: &[(&str, KernelTest)] = &[
         "network_kill_kills_the_caller",
         network_kill_kills_the_caller,
     ),
+    (
+        "syscall_block_refuses_mount_with_eperm",
+        syscall_block_refuses_mount_with_eperm,
+    ),
+    ("syscall_kill_at_entry", syscall_kill_at_entry),
 ];
 
 /// Marker lines around the probe JSON on a guest console, for the host to collect.
@@ -742,6 +747,73 @@ pub fn exec_kill_before_the_image_runs() -> Outcome {
     // The host is outside every container selector.
     let out = Command::new("/bin/echo").arg(&tag).output().unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&tag));
+    let _ = fs::remove_file(&policy);
+    Outcome::Pass
+}
+
+fn syscall_line(sensor: &mut Sensor, tag: &str, name: &str) -> Value {
+    sensor.wait_for(Duration::from_secs(30), &format!("the {name} call"), |v| {
+        v["kind"] == "syscall"
+            && v["container"]["id"] == hex64(tag).as_str()
+            && v["syscall"]["name"] == name
+    })
+}
+
+/// `action: block` on mount: where BPF LSM runs the call fails with EPERM (refused at
+/// `sb_mount` or at its CAP_SYS_ADMIN check) and the process lives on; without BPF LSM, block
+/// falls back to kill, which the event says.
+pub fn syscall_block_refuses_mount_with_eperm() -> Outcome {
+    let lsm = kernel_has(&probe(), "lsm");
+    let (mut sensor, policy) = policy_sensor("no-mount", "syscalls: { deny: [mount] }", "block");
+    let tag = unique("mount");
+    let cg = ready_container(&mut sensor, &tag);
+    let mnt = MountPoint::new();
+    let target = mnt.0.display().to_string();
+    let (out, exit) = workload_in(&cg, &format!("syscall mount {target}"));
+    let line = syscall_line(&mut sensor, &tag, "mount");
+    assert_eq!(line["rule"], "no-mount", "{line}");
+    assert_eq!(line["syscall"]["args"]["target"], target.as_str(), "{line}");
+    assert_eq!(line["syscall"]["args"]["fstype"], "tmpfs", "{line}");
+    assert_eq!(line["enforced"], true, "{line}");
+    if lsm {
+        assert_eq!(exit, "0", "the process lives: {out}");
+        assert_eq!(out["ok"], false, "mount refused: {out}");
+        assert_eq!(out["errno"], 1, "EPERM: {out}");
+        assert_eq!(line["enforced_by"], "lsm", "{line}");
+        // Refused at sb_mount, or at the CAP_SYS_ADMIN check if that comes first.
+        let at = &line["syscall"]["seen_at"];
+        assert!(at == "lsm_hook" || at == "capability_check", "{line}");
+        let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+        assert!(!mounts.contains(&target), "nothing mounted: {mounts}");
+    } else {
+        assert_eq!(exit, "137", "block falls back to kill without BPF LSM");
+        assert_eq!(line["enforced_by"], "signal", "{line}");
+    }
+    let _ = fs::remove_file(&policy);
+    Outcome::Pass
+}
+
+/// `action: kill` on an unprivileged syscall (`unshare`): its own tracepoint is attached
+/// and the caller dies at entry, with the flags decoded; the host is untouched.
+pub fn syscall_kill_at_entry() -> Outcome {
+    let (mut sensor, policy) = policy_sensor("no-unshare", "syscalls: { deny: [unshare] }", "kill");
+    let tag = unique("unshare");
+    let cg = ready_container(&mut sensor, &tag);
+    let (out, exit) = workload_in(&cg, "syscall unshare");
+    assert_eq!(exit, "137", "killed: {out}");
+    let line = syscall_line(&mut sensor, &tag, "unshare");
+    assert_eq!(line["syscall"]["seen_at"], "entry", "{line}");
+    assert_eq!(
+        line["syscall"]["args"]["flags"],
+        serde_json::json!(["CLONE_NEWUSER"]),
+        "{line}"
+    );
+    assert_eq!(line["enforced_by"], "signal", "{line}");
+    let host = Command::new(workload_bin())
+        .args(["syscall", "unshare"])
+        .output()
+        .unwrap();
+    assert_eq!(host.status.code(), Some(0), "the host is not selected");
     let _ = fs::remove_file(&policy);
     Outcome::Pass
 }

@@ -48,4 +48,6 @@ kernel_tests!(
     quiet_capability_probes_are_not_uses,
     network_block_refuses_with_eperm,
     network_kill_kills_the_caller,
+    syscall_block_refuses_mount_with_eperm,
+    syscall_kill_at_entry,
 );

@@ -80,7 +80,7 @@ const WORKLOADS: &[Workload] = &[
         args: &["getpid", "3000000"],
         host: true,
     },
-    // A syscall the default policy hooks (`setns`, its tracepoint runs the program) made by
+    // A syscall the default policy names (`setns`, judged at its CAP_SYS_ADMIN check) made by
     // a process no rule applies to: the price of a hooked but allowed call.
     Workload {
         name: "setns_hooked_host",

@@ -117,8 +117,9 @@ pub struct SyscallView {
     pub args: serde_json::Map<String, serde_json::Value>,
     /// All six argument registers as the kernel saw them at entry.
     pub raw_args: [u64; 6],
-    /// Where it was judged: `entry` (its own tracepoint) or `capability_check` (a privileged
-    /// syscall, at the capability check it makes before doing anything).
+    /// Where it was judged: `entry` (its own tracepoint), `capability_check` (a privileged
+    /// syscall, at the capability check it makes before doing anything) or `lsm_hook` (a
+    /// privileged syscall refused by the LSM hook that comes before that check).
     pub seen_at: &'static str,
 }
 

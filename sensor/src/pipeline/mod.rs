@@ -196,10 +196,10 @@ impl<S: Sink> Pipeline<S> {
                     .map(|n| crate::events::syscall::decoded_args(n, call))
                     .unwrap_or_default(),
                 raw_args: call.args,
-                seen_at: if call.seen_at == sensor_common::syscall::SEEN_AT_CAPABILITY {
-                    "capability_check"
-                } else {
-                    "entry"
+                seen_at: match call.seen_at {
+                    sensor_common::syscall::SEEN_AT_CAPABILITY => "capability_check",
+                    sensor_common::syscall::SEEN_AT_LSM => "lsm_hook",
+                    _ => "entry",
                 },
             },
             process: ProcessRef {

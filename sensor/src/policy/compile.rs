@@ -442,6 +442,18 @@ pub fn hooked_syscalls(policy: &Policy) -> BTreeSet<(&'static str, u32)> {
         .collect()
 }
 
+/// Syscalls a `block` or `kill` rule denies.
+pub fn enforced_syscalls(policy: &Policy) -> BTreeSet<&'static str> {
+    policy
+        .rules
+        .iter()
+        .filter(|r| r.action >= Action::Block)
+        .filter_map(|r| r.syscalls.as_ref())
+        .flat_map(denied_syscalls)
+        .map(|(name, _)| name)
+        .collect()
+}
+
 /// The ruleset of every subject, from scratch: what a reload installs.
 pub struct Plan {
     pub compiler: Compiler,

@@ -38,6 +38,8 @@ struct Generation {
     flow_masks: BTreeSet<u64>,
     /// Syscalls some rule denies: their tracepoints must be attached.
     syscalls: BTreeSet<(&'static str, u32)>,
+    /// Those a `block` or `kill` rule denies.
+    enforced_syscalls: BTreeSet<&'static str>,
     mode: Mode,
     hash: String,
 }
@@ -87,6 +89,7 @@ impl Engine {
             network: NetworkPlan::default(),
             flow_masks: BTreeSet::new(),
             syscalls: BTreeSet::new(),
+            enforced_syscalls: BTreeSet::new(),
             mode: Mode::Audit,
             hash: String::new(),
         };
@@ -188,6 +191,15 @@ impl Engine {
             .into_iter()
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Syscalls a `block` or `kill` rule names, when the policy in force enforces: their LSM
+    /// hooks must be attached.
+    pub fn enforced_syscalls(&self) -> BTreeSet<&'static str> {
+        if self.current.mode != Mode::Enforce {
+            return BTreeSet::new();
+        }
+        self.current.enforced_syscalls.clone()
     }
 
     /// Syscalls (name, number) some rule of the policy in force denies.
@@ -361,6 +373,7 @@ impl Engine {
                 network,
                 flow_masks,
                 syscalls: super::compile::hooked_syscalls(&parsed.policy),
+                enforced_syscalls: super::compile::enforced_syscalls(&parsed.policy),
                 mode,
                 hash: source.hash(),
             },

@@ -323,3 +323,47 @@ fn parser_and_compiler_survive_mutated_policies() {
         started.elapsed().as_secs_f64()
     );
 }
+
+#[test]
+fn syscall_rules_compile_per_architecture_number() {
+    use super::compile::{Subject, compile, hooked_syscalls};
+    use super::names::{Arch, syscall};
+    let parsed = parse(
+        "version: 1\nrules:\n  - name: audit-ns\n    syscalls: { deny: [unshare, mount] }\n    action: audit\n  - name: kill-mount\n    syscalls: { deny: [mount] }\n    action: kill\n  - name: host-allow\n    containers: { host: true, labels: { only: host } }\n    syscalls: { allow: [read, write] }\n    action: audit\n",
+    )
+    .expect("parses");
+    let arch = Arch::native();
+    let nr = |n: &str| syscall(arch, n).unwrap();
+    let hooked = hooked_syscalls(&parsed.policy);
+    // The allow-list hooks every syscall but the two it names.
+    assert!(hooked.contains(&("mount", nr("mount"))));
+    assert!(!hooked.iter().any(|(n, _)| *n == "read" || *n == "write"));
+    assert_eq!(hooked.len(), arch.table().len() - 2);
+
+    let container = Subject {
+        runtime: Some(crate::containers::Runtime::Docker),
+        ..Subject::default()
+    };
+    let plan = compile(&parsed.policy, 1, [(7, container)]).expect("compiles");
+    let rs = plan.compiler.ruleset(plan.cgroups[&7]).unwrap();
+    let entry = |n: &str| {
+        rs.syscalls
+            .iter()
+            .find(|(x, _)| *x == nr(n))
+            .map(|(_, v)| *v)
+    };
+    // The strongest rule wins, and mount's three string arguments are read.
+    let mount = entry("mount").unwrap();
+    assert_eq!((mount.action, mount.rule, mount.strings), (3, 1, 0b111));
+    assert_eq!(entry("unshare").unwrap().action, 1);
+    assert_eq!(
+        rs.syscalls.len(),
+        2,
+        "only the denied syscalls: {:?}",
+        rs.syscalls
+    );
+    // The host's allow-list denies everything else.
+    let host = plan.compiler.ruleset(plan.host_ruleset).unwrap();
+    assert_eq!(host.syscalls.len(), arch.table().len() - 2);
+    assert!(host.syscalls.iter().all(|(n, _)| *n != nr("read")));
+}
