@@ -73,13 +73,10 @@ impl CapRuleset {
     }
 }
 
-/// Capability tracepoint field offsets, from its tracefs format (the daemon fills them).
+/// How the capability programs split the work (the daemon sets it before load).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CapTracepoint {
-    pub cred: u32,
-    pub cap: u32,
-    pub ret: u32,
+pub struct CapConfig {
     /// 1 when granted checks come from `lsm/capable` and the tracepoint or `fexit` reports
     /// refusals only.
     pub refused_only: u32,

@@ -109,7 +109,7 @@ mod pod {
     unsafe impl aya::Pod for super::capability::CapabilityEvent {}
     unsafe impl aya::Pod for super::capability::CapKey {}
     unsafe impl aya::Pod for super::capability::CapRuleset {}
-    unsafe impl aya::Pod for super::capability::CapTracepoint {}
+    unsafe impl aya::Pod for super::capability::CapConfig {}
     unsafe impl aya::Pod for super::policy::CgroupPolicy {}
     unsafe impl aya::Pod for super::policy::ExecKeyData {}
     unsafe impl aya::Pod for super::policy::ExecValue {}

@@ -10,12 +10,12 @@
 use aya_ebpf::{
     EbpfContext,
     helpers::{bpf_get_current_cgroup_id, generated::bpf_send_signal},
-    macros::{fexit, lsm, tracepoint},
-    programs::{FExitContext, LsmContext, TracePointContext},
+    macros::{fexit, lsm, raw_tracepoint},
+    programs::{FExitContext, LsmContext, RawTracePointContext},
 };
 use sensor_common::{
     capability::{
-        CAP_MAX, CAP_OPT_NOAUDIT, CapKey, CapTracepoint, CapabilityEvent, SOURCE_FEXIT, SOURCE_LSM,
+        CAP_MAX, CAP_OPT_NOAUDIT, CapConfig, CapKey, CapabilityEvent, SOURCE_FEXIT, SOURCE_LSM,
         SOURCE_TRACEPOINT,
     },
     kind,
@@ -31,14 +31,9 @@ use crate::{
     task::{current_syscall, current_task, fill_header, offsets, read_field},
 };
 
-/// Field offsets of the tracepoint (from its tracefs format) and which checks it reports.
+/// Which checks the tracepoint and fexit programs report (set by the loader).
 #[unsafe(no_mangle)]
-static CAP_TRACEPOINT: CapTracepoint = CapTracepoint {
-    cred: 8,
-    cap: 32,
-    ret: 36,
-    refused_only: 0,
-};
+static CAP_CONFIG: CapConfig = CapConfig { refused_only: 0 };
 
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_SYS_PTRACE: u32 = 19;
@@ -122,7 +117,7 @@ pub fn security_capable(ctx: FExitContext) -> i32 {
     let opts: u32 = ctx.arg(3);
     let ret: i32 = ctx.arg(4);
     // SAFETY: reading a static; volatile so the loader's values are used.
-    let layout = unsafe { core::ptr::read_volatile(&CAP_TRACEPOINT) };
+    let layout = unsafe { core::ptr::read_volatile(&CAP_CONFIG) };
     let granted = ret == 0;
     if granted && layout.refused_only != 0 {
         return 0;
@@ -144,18 +139,15 @@ pub fn security_capable(ctx: FExitContext) -> i32 {
     0
 }
 
-#[tracepoint]
-pub fn cap_capable(ctx: TracePointContext) -> u32 {
+/// Raw tracepoint `cap_capable(const struct cred *cred, struct user_namespace *target_ns,
+/// const struct user_namespace *capable_ns, int cap, int ret)` (kernels 6.14+).
+#[raw_tracepoint(tracepoint = "cap_capable")]
+pub fn cap_capable(ctx: RawTracePointContext) -> i32 {
     // SAFETY: reading a static; volatile so the loader's values are used.
-    let layout = unsafe { core::ptr::read_volatile(&CAP_TRACEPOINT) };
-    // SAFETY: offsets inside the tracepoint record, from its format.
-    let (Ok(cap), Ok(ret), Ok(cred)) = (
-        unsafe { ctx.read_at::<i32>(layout.cap as usize) },
-        unsafe { ctx.read_at::<i32>(layout.ret as usize) },
-        unsafe { ctx.read_at::<*const u8>(layout.cred as usize) },
-    ) else {
-        return 0;
-    };
+    let layout = unsafe { core::ptr::read_volatile(&CAP_CONFIG) };
+    let cred: *const u8 = ctx.arg(0);
+    let cap = ctx.arg::<u64>(3) as i32;
+    let ret = ctx.arg::<u64>(4) as i32;
     let granted = ret == 0;
     if granted && layout.refused_only != 0 {
         return 0;
@@ -224,8 +216,8 @@ fn on_check<C: EbpfContext>(
     // Under BPF LSM the second source reports refused checks only: the kernel's refusals and
     // the ones `lsm/capable` or a syscall LSM hook already enforced. It reports, never enforces.
     // SAFETY: reading a static; volatile so the loader's values are used.
-    let secondary = source != SOURCE_LSM
-        && unsafe { core::ptr::read_volatile(&CAP_TRACEPOINT) }.refused_only != 0;
+    let secondary =
+        source != SOURCE_LSM && unsafe { core::ptr::read_volatile(&CAP_CONFIG) }.refused_only != 0;
     let by_syscall = crate::syscall::at_capability_check(syscall, source == SOURCE_LSM, !secondary);
     let by_capability = on_cap_check(ctx, scope, cap, granted, quiet, syscall, source);
     if by_syscall != 0 {

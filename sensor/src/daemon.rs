@@ -521,9 +521,8 @@ fn sync_hooks(hooks: &mut Hooks, ebpf: &mut aya::Ebpf, engine: &crate::policy::e
     let before: Vec<&str> = hooks.syscalls.attached().copied().collect();
     match hooks.syscalls.set(ebpf, wanted, hooks.capability_checks) {
         Ok(failed) => {
-            let tracing = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
-                .iter()
-                .any(|d| std::path::Path::new(d).join("events/syscalls").is_dir());
+            let tracing =
+                crate::kernel::tracefs::root().is_some_and(|r| r.join("events/syscalls").is_dir());
             for (name, e) in failed {
                 if tracing {
                     // The kernel was built without it (no modules, no kexec): the syscall

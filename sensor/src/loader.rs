@@ -10,7 +10,7 @@ use aya::{
         RawTracePoint, TracePoint,
     },
 };
-use sensor_common::{capability::CapTracepoint, network::NetworkHooks, offsets::KernelOffsets};
+use sensor_common::{capability::CapConfig, network::NetworkHooks, offsets::KernelOffsets};
 
 use crate::kernel::{self, Btf};
 
@@ -130,7 +130,7 @@ pub fn read_btf(path: &Path) -> Result<Btf, LoadError> {
 pub struct Globals {
     /// Layout of the `capability:cap_capable` record, and whether `lsm/capable` reports the
     /// granted checks (the tracepoint then reports refusals only).
-    pub cap_tracepoint: CapTracepoint,
+    pub cap_config: CapConfig,
     /// What the network programs may call.
     pub network_hooks: NetworkHooks,
 }
@@ -147,7 +147,7 @@ pub fn open(
     let ebpf = EbpfLoader::new()
         .override_global("OFFSETS", &offsets, true)
         .override_global("WAKEUP_BYTES", &wakeup_bytes, true)
-        .override_global("CAP_TRACEPOINT", &globals.cap_tracepoint, true)
+        .override_global("CAP_CONFIG", &globals.cap_config, true)
         .override_global("NETWORK_HOOKS", &globals.network_hooks, true)
         .map_max_entries("EVENTS", ring_buffer_bytes)
         .load(OBJECT)?;
@@ -158,18 +158,8 @@ pub fn open(
 pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let btf = read_btf(&opts.btf_path)?;
     let mut globals = Globals::default();
-    let cap_fields = (opts.cap_tracepoint && !opts.cap_fexit)
-        .then(|| crate::kernel::tracefs::field_offsets("capability", "cap_capable"))
-        .flatten();
-    globals.cap_tracepoint.refused_only = u32::from(opts.lsm);
-    if let Some(f) = &cap_fields {
-        globals.cap_tracepoint = CapTracepoint {
-            cred: f.get("cred").copied().unwrap_or(8),
-            cap: f.get("cap").copied().unwrap_or(32),
-            ret: f.get("ret").copied().unwrap_or(36),
-            refused_only: u32::from(opts.lsm),
-        };
-    }
+    let cap_tracepoint = opts.cap_tracepoint && !opts.cap_fexit;
+    globals.cap_config.refused_only = u32::from(opts.lsm);
     if let Some((_, hooks)) = &opts.network {
         globals.network_hooks = *hooks;
     }
@@ -179,17 +169,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         attach_raw_tracepoint(&mut ebpf, name, name)?;
         attached.push(name);
     }
-    if cap_fields.is_some() {
-        let prog: &mut aya::programs::TracePoint = ebpf
-            .program_mut("cap_capable")
-            .ok_or_else(|| LoadError::MissingProgram {
-                name: "cap_capable".into(),
-            })?
-            .try_into()
-            .map_err(|e: ProgramError| program_error("cap_capable", &e))?;
-        prog.load().map_err(|e| program_error("cap_capable", &e))?;
-        prog.attach("capability", "cap_capable")
-            .map_err(|e| program_error("cap_capable", &e))?;
+    if cap_tracepoint {
+        // As a raw tracepoint: the arguments directly, without the perf record the
+        // `capability:cap_capable` event would fill first (half the cost of a check).
+        attach_raw_tracepoint(&mut ebpf, "cap_capable", "cap_capable")?;
         attached.push("cap_capable");
     }
     let kernel_btf = if opts.lsm || opts.cap_fexit {
