@@ -110,7 +110,26 @@ impl DockerNetwork {
 
 impl Drop for DockerNetwork {
     fn drop(&mut self) {
-        let _ = crate::docker_output(&["network", "rm", &self.name]);
+        // Containers still attached (their guards may drop later) would make `network rm`
+        // fail and leak the network and its subnet: remove them first.
+        let attached = crate::docker_output(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range $id, $c := .Containers}}{{$id}} {{end}}",
+            &self.name,
+        ]);
+        for id in String::from_utf8_lossy(&attached.stdout).split_whitespace() {
+            let _ = crate::docker_output(&["rm", "-f", id]);
+        }
+        let out = crate::docker_output(&["network", "rm", &self.name]);
+        if !out.status.success() {
+            eprintln!(
+                "warning: docker network rm {}: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
     }
 }
 

@@ -303,3 +303,34 @@ pub fn build_busybox_image(
     eprintln!("xtask: built image {tag}");
     Ok(())
 }
+
+/// Removes Docker networks the network tests create (`sensor-<test>-<pid>-<n>`) that a test
+/// run killed before its cleanup left behind: their subnets would collide with the next run's.
+pub fn remove_test_networks() {
+    let Ok(out) = Command::new("docker")
+        .args([
+            "network",
+            "ls",
+            "--format",
+            "{{.Name}}",
+            "--filter",
+            "name=sensor-",
+        ])
+        .output()
+    else {
+        return;
+    };
+    for name in String::from_utf8_lossy(&out.stdout).lines() {
+        let parts: Vec<&str> = name.split('-').collect();
+        let ours = parts.len() >= 4
+            && parts[0] == "sensor"
+            && parts[parts.len() - 1].parse::<u32>().is_ok()
+            && parts[parts.len() - 2].parse::<u32>().is_ok();
+        if ours {
+            eprintln!("xtask: removing stale test network {name}");
+            let _ = Command::new("docker")
+                .args(["network", "rm", name])
+                .output();
+        }
+    }
+}

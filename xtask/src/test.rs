@@ -29,6 +29,7 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     let mut dockerd = docker::TestDocker::ensure(&workdir.join("docker"))?;
     // A real containerd with its CRI plugin, for the Kubernetes-pod tests.
     let mut cri: Option<containerd::TestContainerd> = None;
+    docker::remove_test_networks();
     let result = (|| {
         // The workload binary rides along for tests that need a tight loop of syscalls.
         let bins = crate::bench::build_static_test_bins()?;
