@@ -300,9 +300,17 @@ async fn run_async(
     let scan_deadline = tokio::time::Instant::now() + opts.metadata_wait;
     for c in &existing {
         let mut rx = c.meta.subscribe();
+        // Ready from the runtime's on-disk state first, then complete from its API: the
+        // addresses network rules judge by come with the second.
         let _ = tokio::time::timeout_at(
             scan_deadline,
-            rx.wait_for(|s| !matches!(s, MetaState::Pending)),
+            rx.wait_for(|s| match s {
+                MetaState::Pending => false,
+                MetaState::Ready { metadata, .. } => {
+                    metadata.networks.iter().all(|n| n.ip.is_some())
+                }
+                MetaState::Unavailable(_) => true,
+            }),
         )
         .await;
     }
