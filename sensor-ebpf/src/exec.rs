@@ -96,9 +96,9 @@ fn drifted(bprm: *const u8, offsets: &KernelOffsets) -> bool {
 /// Cheaper than the perf-event tracepoint and needs only `linux_binprm.filename`'s offset.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
-    // The container's own code starts here (even if the event below cannot be queued).
-    crate::process::setup_done((aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32);
+    let tgid = (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32;
     let Some(mut entry) = EVENTS.reserve::<ExecEvent>(0) else {
+        crate::process::setup_done(tgid);
         count_lost(kind::EXEC);
         return 0;
     };
@@ -107,6 +107,18 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     // every field the decoder reads is written below (the byte arrays only up to their lengths).
     let event = unsafe { &mut *entry.as_mut_ptr() };
     let filename = fill(event, ctx.arg(2), &offsets);
+    // The runtime re-executing itself while it sets the container up (runc init from a
+    // sealed copy of its binary) is not the container; the container's own code starts at the
+    // next exec.
+    if crate::process::in_runtime_setup(tgid) {
+        let mut head = [0u8; 16];
+        head.copy_from_slice(&event.filename[..16]);
+        if runtime_reexec(&head) {
+            submit(entry, Urgency::Batch);
+            return 0;
+        }
+    }
+    crate::process::setup_done(tgid);
 
     let mm: Option<*const u8> = read_field(current_task(), offsets.task_mm);
     if let Some(mm) = mm {
@@ -179,6 +191,15 @@ pub fn bprm_check_security(ctx: LsmContext) -> i32 {
     let Some(name) = read_field::<*const u8>(bprm, offsets.bprm_filename) else {
         return 0;
     };
+    let tgid = (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32;
+    if crate::process::in_runtime_setup(tgid) {
+        let mut head = [0u8; 16];
+        // SAFETY: the helper bounds the copy by the buffer and NUL-terminates.
+        let _ = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut head) };
+        if runtime_reexec(&head) {
+            return 0;
+        }
+    }
     let verdict = evaluate(&ctx, active.ruleset, name, drifted(bprm, &offsets));
     // `kill` is carried out at sched_process_exec; audit-only verdicts are reported there.
     if verdict.action != ACTION_BLOCK {
@@ -201,6 +222,23 @@ pub fn bprm_check_security(ctx: LsmContext) -> i32 {
 }
 
 const EPERM: i32 = 1;
+
+/// An exec of the running binary itself: `/proc/self/exe` or an fd (`/dev/fd/N`, a sealed
+/// memfd copy), as runc re-executes `runc init`. Compared as two words: no loop for the
+/// verifier to walk.
+#[inline(always)]
+fn runtime_reexec(name: &[u8; 16]) -> bool {
+    let word = |b: &[u8; 16], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let (first, second) = (word(name, 0), word(name, 8));
+    // "/proc/self/exe\0": the second word's low 7 bytes are "lf/exe\0".
+    let is_self = first == u64::from_le_bytes(*b"/proc/se")
+        && second & 0x00ff_ffff_ffff_ffff == u64::from_le_bytes(*b"lf/exe\0\0");
+    is_self || first == u64::from_le_bytes(*b"/dev/fd/")
+}
 
 /// The verdict of the exec rules of `ruleset` on the file `name`: deny patterns that match,
 /// allow-lists that do not. Unreadable memory: no verdict (fail open; the event still reports
