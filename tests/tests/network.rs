@@ -277,7 +277,12 @@ fn a_cidr_segment_is_blocked_both_ways_and_a_reload_opens_it() {
     );
     // Ingress: the outside host → web: its SYN is dropped, so the connect times out.
     let syn = outside.workload(&["tcp-connect", &format!("{web4}:9999"), "1000"]);
-    assert_eq!(syn["ok"], false, "ext → web dropped: {syn}");
+    assert_eq!(
+        syn["ok"],
+        false,
+        "ext → web dropped: {syn}; sensor stderr:\n{}",
+        sensor.stderr()
+    );
     assert_eq!(syn["error"], "timed out", "dropped, not refused: {syn}");
     let syn6 = outside.workload(&["tcp-connect", &format!("[{web6}]:9999"), "1000"]);
     assert_eq!(syn6["ok"], false, "ext → web over IPv6 dropped: {syn6}");
