@@ -306,9 +306,7 @@ async fn run_async(
             scan_deadline,
             rx.wait_for(|s| match s {
                 MetaState::Pending => false,
-                MetaState::Ready { metadata, .. } => {
-                    metadata.networks.iter().all(|n| n.ip.is_some())
-                }
+                MetaState::Ready { metadata, .. } => !metadata.from_disk,
                 MetaState::Unavailable(_) => true,
             }),
         )

@@ -532,6 +532,7 @@ pub fn container_metadata(
         // ContainerStatus.mounts is not read yet: posture's runtime-socket check covers
         // Docker and Podman containers only.
         mounts: Vec::new(),
+        from_disk: false,
     }
 }
 
@@ -556,6 +557,7 @@ pub fn sandbox_metadata(sandbox: &api::PodSandboxStatus, info: &VerboseInfo) -> 
         networks: Vec::new(),
         pod,
         mounts: Vec::new(),
+        from_disk: false,
     }
 }
 

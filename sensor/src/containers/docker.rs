@@ -67,7 +67,10 @@ impl DockerClient {
             .unwrap_or(Value::Null);
         let mut merged = config;
         merged["HostConfig"] = host;
-        Some(metadata_from_inspect(&merged))
+        Some(Metadata {
+            from_disk: true,
+            ..metadata_from_inspect(&merged)
+        })
     }
 
     pub fn runtime(&self) -> Runtime {
@@ -201,6 +204,7 @@ pub fn metadata_from_inspect(v: &Value) -> Metadata {
             .map(|p| p as u32),
         networks,
         pod: None,
+        from_disk: false,
     }
 }
 

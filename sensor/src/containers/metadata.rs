@@ -26,6 +26,10 @@ pub struct Metadata {
     pub pod: Option<PodMeta>,
     /// Host paths mounted into the container (`source` on the host, `destination` inside).
     pub mounts: Vec<Mount>,
+    /// Read from the runtime's files on disk (the fast path at container creation), not its
+    /// API: the addresses may be missing still.
+    #[serde(skip)]
+    pub from_disk: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
