@@ -498,7 +498,20 @@ pub fn vmtest(kernel: &str, filter: Option<&str>, readme: bool) -> anyhow::Resul
     for k in kernels {
         let (image, release) = fetch_kernel(k)?;
         eprintln!("xtask: booting {} ({release}) under QEMU/TCG", k.name);
-        let run = boot(k, &image, &release, &initramfs, filter)?;
+        let mut run = boot(k, &image, &release, &initramfs, filter)?;
+        if run.verdict.is_err() && run.tests.is_empty() && run.probe.is_none() {
+            // The guest died before its userspace ran a thing (under TCG a Debian kernel
+            // occasionally oopses in early boot): that says nothing about the sensor. One more
+            // boot; a second failure stands.
+            eprintln!(
+                "xtask: {} ended before any test started ({}); booting it once more",
+                k.name,
+                run.verdict.as_ref().err().map_or("", String::as_str)
+            );
+            let console = vm_dir().join(format!("console-{}.log", k.name));
+            let _ = fs::copy(&console, console.with_extension("first-boot.log"));
+            run = boot(k, &image, &release, &initramfs, filter)?;
+        }
         eprintln!(
             "xtask: {} {} in {:.1} s",
             k.name,
