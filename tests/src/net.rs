@@ -61,6 +61,13 @@ fn run(cmd: &str, args: &[&str]) {
 /// A distinct number per fixture of this test process (subnets, interface names).
 pub fn fixture_number() -> u8 {
     static N: AtomicU8 = AtomicU8::new(0);
+    // SENSOR_TEST_NET_N pins the subnet, to reproduce an address-dependent failure.
+    if let Some(n) = std::env::var("SENSOR_TEST_NET_N")
+        .ok()
+        .and_then(|v| v.parse::<u8>().ok())
+    {
+        return n.wrapping_add(N.fetch_add(1, Ordering::Relaxed));
+    }
     let pid = std::process::id();
     (((pid % 30) as u8) * 8 + N.fetch_add(1, Ordering::Relaxed) % 8).max(1)
 }
@@ -81,6 +88,7 @@ impl DockerNetwork {
         let v6 = format!("fd00:213:{n}::/64");
         let v6_range = format!("fd00:213:{n}::/80");
         let _ = crate::docker_output(&["network", "rm", name]);
+        eprintln!("network {name}: {v4} {v6}");
         crate::docker(&[
             "network",
             "create",

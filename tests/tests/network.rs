@@ -300,11 +300,13 @@ fn a_cidr_segment_is_blocked_and_a_reload_opens_it() {
     );
 }
 
-/// Known defect (issue 7 left open): in about one sensor start in three the ingress program,
-/// attached and loaded, lets the outside host's SYN through for the whole run; the cause is
-/// not found yet. Run it with `cargo test --test network -- --ignored`.
+/// Known defect (issue 7 left open): for some test subnets the ingress program, attached and
+/// loaded, lets the outside host's SYN through; it depends on the subnet, not on timing:
+/// 10.213.N.0/24 with N in {40, 56, 57, 88, 89} fails, {8, 16, 48, 64, 72, 96, 112, 120, 152,
+/// 208} pass. Reproduce (dockerd running): `SENSOR_TEST_NET_N=56 cargo test -p
+/// integration-tests --test network -- --ignored a_cidr_segment_drops`.
 #[test]
-#[ignore = "known defect: inbound SYN from a CIDR segment not dropped in ~1/3 of sensor starts"]
+#[ignore = "known defect: inbound SYN from a CIDR segment not dropped for some subnets (SENSOR_TEST_NET_N=56)"]
 fn a_cidr_segment_drops_inbound_syns() {
     require_root();
     require_docker();
@@ -323,10 +325,17 @@ fn a_cidr_segment_drops_inbound_syns() {
     let (web4, web6) = t.addrs("web");
     // Ingress: the outside host → web: its SYN is dropped, so the connect times out.
     let syn = outside.workload(&["tcp-connect", &format!("{web4}:9999"), "1000"]);
+    let lines: Vec<Value> = sensor
+        .lines(Duration::from_millis(300))
+        .iter()
+        .filter(|v| v["kind"] != "exec")
+        .cloned()
+        .collect();
     assert_eq!(
         syn["ok"],
         false,
-        "ext → web dropped: {syn}; sensor stderr:\n{}",
+        "ext → web dropped: {syn}; web {web4}; lines {:?}; sensor stderr:\n{}",
+        lines,
         sensor.stderr()
     );
     assert_eq!(syn["error"], "timed out", "dropped, not refused: {syn}");
