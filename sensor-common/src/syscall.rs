@@ -37,6 +37,12 @@ const _: () = assert!(
         == core::mem::size_of::<EventHeader>() + 8 + 8 * ARGS + 16 + STRING_LEN * STRINGS
 );
 
+/// `SYSCALL_LSM` values: an attached LSM hook refuses every call of the syscall, or only
+/// ptrace's attach requests (PTRACE_ATTACH, PTRACE_SEIZE, PTRACE_TRACEME; the others reach no
+/// hook).
+pub const LSM_REFUSES_ALL: u8 = 1;
+pub const LSM_REFUSES_PTRACE_ATTACH: u8 = 2;
+
 /// Judged at syscall entry (`syscalls:sys_enter_<name>`).
 pub const SEEN_AT_ENTRY: u8 = 1;
 /// Judged at the syscall's capability check (privileged syscalls, whose tracepoint is not

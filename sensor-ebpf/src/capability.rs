@@ -218,7 +218,12 @@ fn on_check<C: EbpfContext>(
     // SAFETY: reading a static; volatile so the loader's values are used.
     let secondary =
         source != SOURCE_LSM && unsafe { core::ptr::read_volatile(&CAP_CONFIG) }.refused_only != 0;
-    let by_syscall = crate::syscall::at_capability_check(syscall, source == SOURCE_LSM, !secondary);
+    let by_syscall = crate::syscall::at_capability_check(
+        syscall,
+        scope.active,
+        source == SOURCE_LSM,
+        !secondary,
+    );
     let by_capability = on_cap_check(ctx, scope, cap, granted, quiet, syscall, source);
     if by_syscall != 0 {
         by_syscall

@@ -6,6 +6,7 @@ use sensor_common::policy::{MODE_ENFORCE, NO_RULESET};
 use crate::maps::{CGROUP_POLICY, POLICY};
 
 /// The active policy for one event.
+#[derive(Clone, Copy)]
 pub struct Active {
     pub ruleset: u32,
     pub generation: u8,

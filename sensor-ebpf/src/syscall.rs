@@ -16,8 +16,8 @@ use sensor_common::{
     kind,
     policy::{ACTION_BLOCK, ACTION_NONE, ENFORCED_LSM, ENFORCED_SIGNAL, Verdict},
     syscall::{
-        ARGS, NR_MAX, SAME_CALL_NS, SEEN_AT_CAPABILITY, SEEN_AT_ENTRY, SEEN_AT_LSM, STRINGS,
-        SeenCall, SysKey, SysValue, SyscallEvent,
+        ARGS, LSM_REFUSES_ALL, LSM_REFUSES_PTRACE_ATTACH, NR_MAX, SAME_CALL_NS, SEEN_AT_CAPABILITY,
+        SEEN_AT_ENTRY, SEEN_AT_LSM, STRINGS, SeenCall, SysKey, SysValue, SyscallEvent,
     },
 };
 
@@ -33,10 +33,6 @@ use crate::{
 const SIGKILL: u32 = 9;
 const EPERM: i32 = 1;
 
-/// `SYSCALL_LSM` values: an LSM hook refuses every call of the syscall, or only ptrace's
-/// attach requests (the others reach no hook).
-const LSM_ALWAYS: u8 = 1;
-const LSM_PTRACE_ATTACH: u8 = 2;
 const PTRACE_TRACEME: u64 = 0;
 const PTRACE_ATTACH: u64 = 16;
 const PTRACE_SEIZE: u64 = 0x4206;
@@ -51,24 +47,28 @@ const ARGS_OFFSET: usize = 16;
 /// code runs), and syscalls no rule of its ruleset names.
 #[inline(always)]
 fn rule_for(nr: u32) -> Option<(policy::Active, SysValue)> {
-    if nr >= NR_MAX {
-        return None;
-    }
     // SAFETY: the helper has no preconditions.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     let active = policy::active(cgroup_id)?;
+    if crate::process::in_runtime_setup((bpf_get_current_pid_tgid() >> 32) as u32) {
+        return None;
+    }
+    rule_in(active, nr)
+}
+
+/// What ruleset `active` says of syscall `nr`, when a rule names it.
+#[inline(always)]
+fn rule_in(active: policy::Active, nr: u32) -> Option<(policy::Active, SysValue)> {
+    if nr >= NR_MAX {
+        return None;
+    }
     let key = SysKey {
         ruleset: active.ruleset,
         nr,
     };
     // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
     let value = *unsafe { SYSCALL_RULES.get(key) }?;
-    if value.action == ACTION_NONE
-        || crate::process::in_runtime_setup((bpf_get_current_pid_tgid() >> 32) as u32)
-    {
-        return None;
-    }
-    Some((active, value))
+    (value.action != ACTION_NONE).then_some((active, value))
 }
 
 #[tracepoint]
@@ -86,8 +86,10 @@ pub fn sys_enter(ctx: TracePointContext) -> u32 {
         *arg = unsafe { ctx.read_at::<u64>(ARGS_OFFSET + 8 * i) }.unwrap_or(0);
     }
     let refused_by_lsm = match SYSCALL_LSM.get(nr as u32).copied().unwrap_or(0) {
-        LSM_ALWAYS => true,
-        LSM_PTRACE_ATTACH => matches!(args[0], PTRACE_TRACEME | PTRACE_ATTACH | PTRACE_SEIZE),
+        LSM_REFUSES_ALL => true,
+        LSM_REFUSES_PTRACE_ATTACH => {
+            matches!(args[0], PTRACE_TRACEME | PTRACE_ATTACH | PTRACE_SEIZE)
+        }
         _ => false,
     };
     let verdict = enforce(&active, &value, refused_by_lsm);
@@ -99,9 +101,16 @@ pub fn sys_enter(ctx: TracePointContext) -> u32 {
 /// anything, so their rules are judged at that check, from the capability programs: no
 /// tracepoint is attached for them and no other syscall pays anything. `lsm`: the check is
 /// seen by `lsm/capable`, which refuses it (the syscall fails with EPERM) under `block`.
-/// `enforcing`: false for a source that only reports. Returns the LSM answer.
+/// `active`: the task's policy, as the capability program already found it (host processes
+/// without rules and the runtime's setup never get here). `enforcing`: false for a source
+/// that only reports. Returns the LSM answer.
 #[inline(always)]
-pub fn at_capability_check(syscall: i32, lsm: bool, enforcing: bool) -> i32 {
+pub fn at_capability_check(
+    syscall: i32,
+    active: Option<policy::Active>,
+    lsm: bool,
+    enforcing: bool,
+) -> i32 {
     if syscall < 0
         || SYSCALL_AT_CAPABILITY
             .get(syscall as u32)
@@ -111,17 +120,23 @@ pub fn at_capability_check(syscall: i32, lsm: bool, enforcing: bool) -> i32 {
     {
         return 0;
     }
-    judge_in_call(syscall as u32, lsm, enforcing, SEEN_AT_CAPABILITY)
+    let Some(rule) = active.and_then(|a| rule_in(a, syscall as u32)) else {
+        return 0;
+    };
+    judge_in_call(syscall as u32, rule, lsm, enforcing, SEEN_AT_CAPABILITY)
 }
 
 /// Judges syscall `nr` from inside the call (a capability check or an LSM hook), once per
 /// call: the call's later checks only enforce. Under `block` and `kill`, an LSM caller
 /// (`lsm`) refuses with EPERM. Returns the LSM answer.
 #[inline(always)]
-fn judge_in_call(nr: u32, lsm: bool, enforcing: bool, seen_at: u8) -> i32 {
-    let Some((active, value)) = rule_for(nr) else {
-        return 0;
-    };
+fn judge_in_call(
+    nr: u32,
+    (active, value): (policy::Active, SysValue),
+    lsm: bool,
+    enforcing: bool,
+    seen_at: u8,
+) -> i32 {
     let verdict = if enforcing {
         enforce(&active, &value, lsm)
     } else {
@@ -232,7 +247,10 @@ fn refuse() -> i32 {
     // A privileged syscall has no entry tracepoint: its event is emitted here (the hook comes
     // before its capability check: mount's sb_mount before may_mount).
     if SYSCALL_AT_CAPABILITY.get(nr as u32).copied().unwrap_or(0) != 0 {
-        return judge_in_call(nr as u32, true, true, SEEN_AT_LSM);
+        return match rule_for(nr as u32) {
+            Some(rule) => judge_in_call(nr as u32, rule, true, true, SEEN_AT_LSM),
+            None => 0,
+        };
     }
     match rule_for(nr as u32) {
         Some((active, value)) if active.enforce && value.action >= ACTION_BLOCK => -EPERM,

@@ -234,10 +234,6 @@ pub const SYSCALL_LSM_HOOKS: &[(&str, &[&str])] = &[
     ("perf_event_open", &["perf_event_open"]),
 ];
 
-/// `SYSCALL_LSM` values (`sensor-ebpf/src/syscall.rs`).
-const LSM_ALWAYS: u8 = 1;
-const LSM_PTRACE_ATTACH: u8 = 2;
-
 /// Syscalls that check a capability before they do anything, on every path: their rules are
 /// judged at that check by the capability programs (attached anyway), so they need no
 /// tracepoint. Any syscall tracepoint, once attached, sends every syscall of every task on
@@ -377,8 +373,8 @@ impl SyscallHooks {
                 };
                 let value = match (refused.contains(name), *name == "ptrace") {
                     (false, _) => 0,
-                    (true, true) => LSM_PTRACE_ATTACH,
-                    (true, false) => LSM_ALWAYS,
+                    (true, true) => sensor_common::syscall::LSM_REFUSES_PTRACE_ATTACH,
+                    (true, false) => sensor_common::syscall::LSM_REFUSES_ALL,
                 };
                 map.set(nr, value, 0).map_err(map_err)?;
             }

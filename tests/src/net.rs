@@ -69,7 +69,9 @@ pub fn fixture_number() -> u8 {
         return n.wrapping_add(N.fetch_add(1, Ordering::Relaxed));
     }
     let pid = std::process::id();
-    (((pid % 30) as u8) * 8 + N.fetch_add(1, Ordering::Relaxed) % 8).max(1)
+    // 1..=240: eight per process, never 0 (`.max(1)` here once gave two fixtures of one
+    // process the same subnet when pid % 30 == 0).
+    ((pid % 30) as u8) * 8 + N.fetch_add(1, Ordering::Relaxed) % 8 + 1
 }
 
 /// A Docker bridge network with an IPv4 and an IPv6 subnet (`10.213.N.0/24`,

@@ -160,7 +160,7 @@ fn layout(name: &str) -> &'static [Arg] {
         "ptrace" => &[Enum("request", PTRACE_REQUESTS), Int("pid")],
         "bpf" => &[Enum("cmd", BPF_COMMANDS)],
         "delete_module" => &[Str("name")],
-        "init_module" => &[Int("len"), Int("len"), Str("params")],
+        "init_module" => &[Int("image"), Int("len"), Str("params")],
         "finit_module" => &[Int("fd"), Str("params")],
         "perf_event_open" => &[Int("attr"), Int("pid"), Int("cpu")],
         "open_by_handle_at" | "name_to_handle_at" => &[Int("dirfd")],

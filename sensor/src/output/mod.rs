@@ -168,6 +168,31 @@ pub struct VerdictView<'a> {
     pub enforced_by: Option<&'static str>,
 }
 
+impl VerdictView<'static> {
+    /// What rule `rule` with `action` did under the mode in force (`enforce`): the action, or
+    /// `audit` with what enforce mode `would` have done. `enforced` and `enforced_by` are left
+    /// for the caller that knows what the kernel did.
+    pub fn new(rule: &'static str, action: crate::policy::Action, enforce: bool) -> Self {
+        use crate::policy::{Action, Mode};
+        Self {
+            rule,
+            action: if enforce {
+                action.as_str()
+            } else {
+                Action::Audit.as_str()
+            },
+            would: (!enforce && action != Action::Audit).then(|| action.as_str()),
+            mode: if enforce {
+                Mode::Enforce.as_str()
+            } else {
+                Mode::Audit.as_str()
+            },
+            enforced: None,
+            enforced_by: None,
+        }
+    }
+}
+
 /// Body of `"kind": "posture"` lines.
 #[derive(Serialize)]
 pub struct PostureBody<'a> {

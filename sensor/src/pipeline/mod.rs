@@ -264,23 +264,7 @@ impl<S: Sink> Pipeline<S> {
             };
             let mode = self.engine.as_ref().map(|e| e.mode());
             let verdict = verdict.map(|(name, action)| {
-                let enforce = mode == Some(Mode::Enforce);
-                VerdictView {
-                    rule: intern(&name),
-                    action: if enforce {
-                        action.as_str()
-                    } else {
-                        Action::Audit.as_str()
-                    },
-                    would: (!enforce && action != Action::Audit).then(|| action.as_str()),
-                    mode: if enforce {
-                        Mode::Enforce.as_str()
-                    } else {
-                        Mode::Audit.as_str()
-                    },
-                    enforced: None,
-                    enforced_by: None,
-                }
+                VerdictView::new(intern(&name), action, mode == Some(Mode::Enforce))
             });
             let body = CapabilityBody {
                 capability: CapabilityView {
@@ -363,20 +347,9 @@ impl<S: Sink> Pipeline<S> {
             _ => None,
         };
         let view = VerdictView {
-            rule: name,
-            action: if enforce {
-                action.as_str()
-            } else {
-                Action::Audit.as_str()
-            },
-            would: (!enforce && action != Action::Audit).then(|| action.as_str()),
-            mode: if enforce {
-                Mode::Enforce.as_str()
-            } else {
-                Mode::Audit.as_str()
-            },
             enforced: enforced.then_some(enforced_by.is_some()),
             enforced_by: enforced_by.filter(|_| enforced),
+            ..VerdictView::new(name, action, enforce)
         };
         self.metrics
             .count_rule(name, enforced_by.is_some(), !enforced);
@@ -456,18 +429,7 @@ impl<S: Sink> Pipeline<S> {
                 finding: finding.finding,
                 detail: &finding.detail,
                 container: c.view(),
-                verdict: VerdictView {
-                    rule: intern(&rule.name),
-                    action: if enforce {
-                        action.as_str()
-                    } else {
-                        Action::Audit.as_str()
-                    },
-                    would: (!enforce && action != Action::Audit).then(|| action.as_str()),
-                    mode: mode.as_str(),
-                    enforced: None,
-                    enforced_by: None,
-                },
+                verdict: VerdictView::new(intern(&rule.name), action, enforce),
             };
             self.metrics
                 .count_rule(&rule.name, false, !enforce || action == Action::Audit);
