@@ -90,6 +90,8 @@ impl DockerNetwork {
         let v6 = format!("fd00:213:{n}::/64");
         let v6_range = format!("fd00:213:{n}::/80");
         let _ = crate::docker_output(&["network", "rm", name]);
+        remove_stale_masquerade("iptables", &v4);
+        remove_stale_masquerade("ip6tables", &v6);
         eprintln!("network {name}: {v4} {v6}");
         crate::docker(&[
             "network",
@@ -140,6 +142,40 @@ impl Drop for DockerNetwork {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
+    }
+}
+
+/// Removes `MASQUERADE` rules for `subnet` left by a dockerd that died with a network of it
+/// (`-s SUBNET ! -o br-OLD`): with `br-OLD` gone they match every packet from the subnet
+/// bridged through the host, so an outside host on that subnet would reach a container from
+/// the gateway's address instead of its own (what an inbound CIDR rule judges).
+fn remove_stale_masquerade(iptables: &str, subnet: &str) {
+    let Ok(out) = Command::new(iptables)
+        .args(["-t", "nat", "-S", "POSTROUTING"])
+        .output()
+    else {
+        return;
+    };
+    for rule in String::from_utf8_lossy(&out.stdout).lines() {
+        let words: Vec<&str> = rule.split_whitespace().collect();
+        let from_subnet = words.windows(2).any(|w| w == ["-s", subnet]);
+        let bridge = words
+            .windows(2)
+            .find(|w| w[0] == "-o")
+            .map(|w| w[1])
+            .filter(|b| b.starts_with("br-"));
+        let (true, Some(bridge), Some(("-A", spec))) = (
+            from_subnet,
+            bridge,
+            words.split_first().map(|(a, r)| (*a, r)),
+        ) else {
+            continue;
+        };
+        if std::path::Path::new("/sys/class/net").join(bridge).exists() {
+            continue;
+        }
+        eprintln!("removing a stale {iptables} rule of a dead Docker network: {rule}");
+        run(iptables, &[&["-t", "nat", "-D"][..], spec].concat());
     }
 }
 

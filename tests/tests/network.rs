@@ -300,13 +300,11 @@ fn a_cidr_segment_is_blocked_and_a_reload_opens_it() {
     );
 }
 
-/// Known defect (issue 7 left open): for some test subnets the ingress program, attached and
-/// loaded, lets the outside host's SYN through; it depends on the subnet, not on timing:
-/// 10.213.N.0/24 with N in {40, 56, 57, 88, 89} fails, {8, 16, 48, 64, 72, 96, 112, 120, 152,
-/// 208} pass. Reproduce (dockerd running): `SENSOR_TEST_NET_N=56 cargo test -p
-/// integration-tests --test network -- --ignored a_cidr_segment_drops`.
+/// The outside host's SYN to a container is dropped in the kernel (ingress program), over
+/// IPv4 and IPv6, and reported as an inbound cross-segment flow. The outside host must reach
+/// the container with its own address: `DockerNetwork` removes stale `MASQUERADE` rules of
+/// dead Docker networks on its subnet, which once rewrote it to the gateway's.
 #[test]
-#[ignore = "known defect: inbound SYN from a CIDR segment not dropped for some subnets (SENSOR_TEST_NET_N=56)"]
 fn a_cidr_segment_drops_inbound_syns() {
     require_root();
     require_docker();
