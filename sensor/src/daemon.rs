@@ -577,15 +577,16 @@ fn sync_hooks(hooks: &mut Hooks, ebpf: &mut aya::Ebpf, engine: &crate::policy::e
 fn sync_ingress(ingress: &mut loader::Ingress, ebpf: &mut aya::Ebpf, needed: bool) {
     let was = ingress.attached();
     match ingress.set(ebpf, needed) {
-        Ok(()) if was != needed => log::info!(
+        // Unchanged, or nothing to attach (network segmentation is off, said at startup).
+        Ok(()) if ingress.attached() == was => {}
+        Ok(()) => log::info!(
             "ingress program {}",
-            if needed {
+            if ingress.attached() {
                 "attached: the policy judges inbound flows from CIDR segments"
             } else {
                 "detached: no CIDR segment under a deny"
             }
         ),
-        Ok(()) => {}
         Err(e) => log::error!("inbound flows cannot be judged: {e}"),
     }
 }

@@ -300,12 +300,12 @@ fn a_cidr_segment_is_blocked_and_a_reload_opens_it() {
     );
 }
 
-/// The outside host's SYN to a container is dropped in the kernel (ingress program), over
-/// IPv4 and IPv6, and reported as an inbound cross-segment flow. The outside host must reach
+/// The outside host's SYNs (IPv4, IPv6) and UDP datagrams to a container are dropped in the
+/// kernel (ingress program) and reported as inbound cross-segment flows. The outside host must reach
 /// the container with its own address: `DockerNetwork` removes stale `MASQUERADE` rules of
 /// dead Docker networks on its subnet, which once rewrote it to the gateway's.
 #[test]
-fn a_cidr_segment_drops_inbound_syns() {
+fn a_cidr_segment_drops_inbound_syns_and_datagrams() {
     require_root();
     require_docker();
     let t = Tiers::start(&unique("cidr-in"));
@@ -319,8 +319,14 @@ fn a_cidr_segment_drops_inbound_syns() {
             outside.v6
         ),
     );
-    let mut sensor = sensor_on(&policy);
     let (web4, web6) = t.addrs("web");
+    // Control, before the sensor runs: the outside host's datagrams reach web.
+    assert_eq!(
+        udp_from_outside(&t, &outside, &web4)["received"],
+        3,
+        "ext → web UDP without the sensor"
+    );
+    let mut sensor = sensor_on(&policy);
     // Ingress: the outside host → web: its SYN is dropped, so the connect times out.
     let syn = outside.workload(&["tcp-connect", &format!("{web4}:9999"), "1000"]);
     let lines: Vec<Value> = sensor
@@ -346,6 +352,37 @@ fn a_cidr_segment_drops_inbound_syns() {
     assert_eq!(line["network"]["dst_segment"], "web", "{line}");
     assert_eq!(line["network"]["port"], 9999, "{line}");
     assert_eq!(line["enforced_by"], "cgroup", "{line}");
+    // UDP: the datagrams are dropped before web's socket sees them.
+    let udp = udp_from_outside(&t, &outside, &web4);
+    assert_eq!(udp["received"], 0, "ext → web UDP dropped: {udp}");
+    let line = sensor.wait_for(WAIT, "the dropped datagram", |v| {
+        v["kind"] == "network"
+            && v["network"]["direction"] == "ingress"
+            && v["network"]["protocol"] == "udp"
+    });
+    assert_eq!(line["network"]["port"], 5353, "{line}");
+    assert_eq!(line["action"], "block", "{line}");
+}
+
+/// Three datagrams from the outside host to web's port 5353; web's `udp-recv` count.
+fn udp_from_outside(t: &Tiers, outside: &NetNs, web4: &str) -> Value {
+    let name = t.name("web");
+    let receiver = std::thread::spawn(move || {
+        parse_workload(&docker(&[
+            "exec",
+            &name,
+            "/usr/local/bin/workload",
+            "udp-recv",
+            "5353",
+            "2",
+        ]))
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    for _ in 0..3 {
+        let sent = outside.workload(&["udp-send", &format!("{web4}:5353")]);
+        assert_eq!(sent["ok"], true, "sent: {sent}");
+    }
+    receiver.join().expect("udp-recv")
 }
 
 #[test]

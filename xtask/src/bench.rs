@@ -29,7 +29,40 @@ struct Workload {
     args: &'static [&'static str],
     /// Run as a host process instead (outside any container).
     host: bool,
+    /// The policy the loaded sensor runs.
+    policy: Policy,
 }
+
+/// What the loaded sensor enforces during a workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Policy {
+    /// The embedded default policy (audit): no network segments.
+    Default,
+    /// [`SEGMENTED_POLICY`]: the bench containers in two segments with an allowed flow
+    /// between them, a CIDR segment (so the ingress program is attached), enforce mode: every
+    /// connect and every packet into a container is judged.
+    Segmented,
+}
+
+/// The segmented policy; `{client}` and `{server}` are the bench containers' names. The CIDR
+/// segment holds documentation addresses no packet of the bench goes to.
+const SEGMENTED_POLICY: &str = "version: 1
+mode: enforce
+segments:
+  - name: client
+    containers: { name: \"{client}\" }
+  - name: server
+    containers: { name: \"{server}\" }
+  - name: outside
+    cidrs: [\"198.51.100.0/24\", \"2001:db8:100::/64\"]
+network:
+  cross_segment: deny
+  unknown: allow
+  action: block
+  allow:
+    - { from: client, to: server, ports: [9000], protocol: tcp }
+rules: []
+";
 
 impl Workload {
     fn needs_server(&self) -> bool {
@@ -54,23 +87,41 @@ const WORKLOADS: &[Workload] = &[
         name: "getpid",
         args: &["getpid", "3000000"],
         host: false,
+        policy: Policy::Default,
     },
     Workload {
         name: "fork_exec",
         args: &["fork-exec", "2000", "/bin/true"],
         host: false,
+        policy: Policy::Default,
     },
     // TCP connect+close to a listener in the same container (loopback).
     Workload {
         name: "connect_loopback",
         args: &["connect-loopback", "20000"],
         host: false,
+        policy: Policy::Default,
     },
     // TCP connect+close from the bench container to the server container (bridge network).
     Workload {
         name: "connect_cross",
         args: &["connect", "20000", SERVER],
         host: false,
+        policy: Policy::Default,
+    },
+    // The same two under a policy that segments the bench containers: the price of judging
+    // each connect (allowed by an `allow` entry) and each packet into a container.
+    Workload {
+        name: "connect_loopback_segmented",
+        args: &["connect-loopback", "20000"],
+        host: false,
+        policy: Policy::Segmented,
+    },
+    Workload {
+        name: "connect_cross_segmented",
+        args: &["connect", "20000", SERVER],
+        host: false,
+        policy: Policy::Segmented,
     },
     // A syscall no rule names, from a host process: no seccomp filter there, so this shows
     // the whole cost of the kernel's syscall-tracepoint path being on (a container already
@@ -79,6 +130,7 @@ const WORKLOADS: &[Workload] = &[
         name: "getpid_host",
         args: &["getpid", "3000000"],
         host: true,
+        policy: Policy::Default,
     },
     // A syscall the default policy names (`setns`, judged at its CAP_SYS_ADMIN check) made by
     // a process no rule applies to: the price of a hooked but allowed call.
@@ -86,6 +138,7 @@ const WORKLOADS: &[Workload] = &[
         name: "setns_hooked_host",
         args: &["syscall-loop", "1000000", "setns"],
         host: true,
+        policy: Policy::Default,
     },
 ];
 
@@ -139,7 +192,7 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 /// Memory of a running sensor over `cycles` container start/stop cycles: RSS after each tenth,
 /// and the containers it still tracks at the end (should be none of the finished ones).
 fn churn_memory(sensor: &Path, cycles: usize) -> anyhow::Result<()> {
-    let s = Sensor::start(sensor)?;
+    let s = Sensor::start(sensor, None)?;
     let pid = s.0.id();
     std::thread::sleep(std::time::Duration::from_secs(1));
     let mut samples = vec![(0usize, rss_kib(pid)?)];
@@ -201,10 +254,14 @@ impl Sensor {
         self.1.clone()
     }
 
-    fn start(bin: &Path) -> anyhow::Result<Self> {
+    fn start(bin: &Path, policy: Option<&Path>) -> anyhow::Result<Self> {
         let socket = format!("/run/sensor/bench-{}.sock", std::process::id());
-        let mut child = Command::new(bin)
-            .args(["run", "--output", "/dev/null", "--api-socket", &socket])
+        let mut cmd = Command::new(bin);
+        cmd.args(["run", "--output", "/dev/null", "--api-socket", &socket]);
+        if let Some(policy) = policy {
+            cmd.arg("--policy").arg(policy);
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -236,6 +293,8 @@ impl Drop for Sensor {
 struct Target<'a> {
     container: &'a str,
     workload: &'a Path,
+    /// The file of [`SEGMENTED_POLICY`] for these containers.
+    segmented_policy: &'a Path,
 }
 
 fn measure(target: &Target<'_>, server: Option<&str>, w: &Workload) -> anyhow::Result<f64> {
@@ -288,11 +347,19 @@ pub fn bench(rounds: usize, filter: Option<&str>, churn: usize) -> anyhow::Resul
         } else {
             None
         };
+        let segmented_policy = workdir.join("bench-segmented-policy.yaml");
+        std::fs::write(
+            &segmented_policy,
+            SEGMENTED_POLICY
+                .replace("{client}", &container)
+                .replace("{server}", &server_container),
+        )?;
         run_rounds(
             &sensor,
             &Target {
                 container: &container,
                 workload: &workload,
+                segmented_policy: &segmented_policy,
             },
             server.as_deref(),
             rounds.max(1),
@@ -363,21 +430,28 @@ fn run_rounds(
     let mut unloaded = vec![Vec::new(); workloads.len()];
     let mut loaded = vec![Vec::new(); workloads.len()];
     let started = Instant::now();
+    // Not loaded, then loaded with each policy the workloads need; reversed every other round.
+    let mut states = vec![None, Some(Policy::Default), Some(Policy::Segmented)];
+    states.retain(|s| s.is_none() || workloads.iter().any(|w| Some(w.policy) == *s));
     for round in 0..rounds {
-        let order = if round % 2 == 0 {
-            [false, true]
-        } else {
-            [true, false]
-        };
-        for with_sensor in order {
-            let _sensor = if with_sensor {
-                Some(Sensor::start(sensor)?)
-            } else {
-                None
+        let mut order = states.clone();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for state in order {
+            let _sensor = match state {
+                None => None,
+                Some(Policy::Default) => Some(Sensor::start(sensor, None)?),
+                Some(Policy::Segmented) => {
+                    Some(Sensor::start(sensor, Some(target.segmented_policy))?)
+                }
             };
             for (i, w) in workloads.iter().enumerate() {
+                if state.is_some_and(|p| p != w.policy) {
+                    continue;
+                }
                 let ns = measure(target, server, w)?;
-                if with_sensor {
+                if state.is_some() {
                     loaded[i].push(ns)
                 } else {
                     unloaded[i].push(ns)
@@ -412,6 +486,7 @@ fn run_rounds(
         report.push(json!({
             "workload": w.name,
             "args": w.args(server)?,
+            "policy": format!("{:?}", w.policy).to_lowercase(),
             "unit": "ns/op",
             "unloaded": unloaded[i],
             "loaded": loaded[i],
