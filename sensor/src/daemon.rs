@@ -62,7 +62,7 @@ struct SensorBody<'a> {
     version: &'static str,
     kernel: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    programs: Option<&'a [&'static str]>,
+    programs: Option<&'a [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     containers: Option<usize>,
     /// What each rule action does on this kernel (from the startup feature probe).
@@ -318,9 +318,10 @@ async fn run_async(
 
     let kernel = crate::kernel::release();
     let container_count = existing.len();
+    let programs = hooks.programs(&loaded.attached);
     log::info!(
         "sensor ready: kernel {kernel}, programs {}, {} cgroups ({} containers) under {}, API on {}{}",
-        loaded.attached.join(", "),
+        programs.join(", "),
         pipeline.registry.len(),
         container_count,
         cgroup_root.display(),
@@ -333,7 +334,7 @@ async fn run_async(
         event: "ready",
         version: env!("CARGO_PKG_VERSION"),
         kernel: &kernel,
-        programs: Some(&loaded.attached),
+        programs: Some(&programs),
         containers: Some(container_count),
         enforcement: Some(&features.enforcement),
         metrics: metrics_addr.map(|a| a.to_string()),
@@ -518,6 +519,24 @@ struct Hooks {
     syscalls: loader::SyscallHooks,
     /// A capability program runs: privileged syscalls are judged at their capability check.
     capability_checks: bool,
+}
+
+impl Hooks {
+    /// Every program attached now: those attached at startup, then the ones the policy in
+    /// force needs (the ingress program, `sys_enter` per syscall, syscall LSM hooks).
+    fn programs(&self, at_startup: &[&'static str]) -> Vec<String> {
+        let mut all: Vec<String> = at_startup.iter().map(|p| p.to_string()).collect();
+        if self.ingress.attached() {
+            all.push("ingress".into());
+        }
+        all.extend(
+            self.syscalls
+                .attached()
+                .map(|s| format!("sys_enter_{}", loader::tracepoint_name(s))),
+        );
+        all.extend(self.syscalls.lsm_attached().map(|h| h.to_string()));
+        all
+    }
 }
 
 /// Attaches what the policy in force needs, detaches what it no longer does.

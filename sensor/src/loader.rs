@@ -387,6 +387,11 @@ impl SyscallHooks {
         self.links.keys()
     }
 
+    /// Syscall LSM hooks attached (program name = hook name).
+    pub fn lsm_attached(&self) -> impl Iterator<Item = &&'static str> {
+        self.lsm_links.keys()
+    }
+
     /// Watches `wanted` and nothing else. `capability_checks`: a capability program is
     /// attached, so privileged syscalls can be judged there. Returns the syscalls newly found
     /// to have no tracepoint on this kernel.
@@ -455,7 +460,7 @@ impl SyscallHooks {
 }
 
 /// The tracepoint of a syscall where the kernel's entry point has another name.
-fn tracepoint_name(syscall: &str) -> &str {
+pub fn tracepoint_name(syscall: &str) -> &str {
     match syscall {
         "umount2" => "umount",
         "stat" => "newstat",

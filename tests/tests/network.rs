@@ -385,6 +385,46 @@ fn udp_from_outside(t: &Tiers, outside: &NetNs, web4: &str) -> Value {
     receiver.join().expect("udp-recv")
 }
 
+/// The embedded default policy segments every container away from the cloud metadata
+/// service: enforced (`--mode enforce`), a connect to it fails with EPERM before any packet
+/// leaves (no traffic to an address the test did not create), while containers still reach
+/// each other.
+#[test]
+fn the_default_policy_keeps_containers_from_the_cloud_metadata_service() {
+    require_root();
+    require_docker();
+    let t = Tiers::start(&unique("metadata"));
+    let mut sensor = Sensor::start(&["--mode", "enforce"]);
+    let ready = &sensor.ready;
+    assert!(
+        ready["programs"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p == "ingress")),
+        "a CIDR segment under a deny attaches the ingress program: {ready}"
+    );
+    refused(
+        &t.workload("web", &["tcp-connect", "169.254.169.254:80", "1000"]),
+        "web → the metadata service",
+    );
+    refused(
+        &t.workload("web", &["tcp-connect", "[fd00:ec2::254]:80", "1000"]),
+        "web → the metadata service over IPv6",
+    );
+    let (api, _) = t.addrs("api");
+    connected(
+        &t.workload("web", &["tcp-connect", &format!("{api}:8080")]),
+        "web → api: both in `containers`",
+    );
+    let line = sensor.wait_for(WAIT, "the refused flow", |v| {
+        v["kind"] == "network" && v["network"]["dst"] == "169.254.169.254"
+    });
+    assert_eq!(line["network"]["src_segment"], "containers", "{line}");
+    assert_eq!(line["network"]["dst_segment"], "cloud-metadata", "{line}");
+    assert_eq!(line["container"]["name"], t.name("web"), "{line}");
+    assert_eq!(line["action"], "block", "{line}");
+    assert_eq!(line["enforced"], true, "{line}");
+}
+
 #[test]
 fn kill_kills_the_connecting_process() {
     require_root();
