@@ -98,14 +98,14 @@ const WORKLOADS: &[Workload] = &[
     // TCP connect+close to a listener in the same container (loopback).
     Workload {
         name: "connect_loopback",
-        args: &["connect-loopback", "20000"],
+        args: &["connect-loopback", "50000"],
         host: false,
         policy: Policy::Default,
     },
     // TCP connect+close from the bench container to the server container (bridge network).
     Workload {
         name: "connect_cross",
-        args: &["connect", "20000", SERVER],
+        args: &["connect", "50000", SERVER],
         host: false,
         policy: Policy::Default,
     },
@@ -113,15 +113,23 @@ const WORKLOADS: &[Workload] = &[
     // each connect (allowed by an `allow` entry) and each packet into a container.
     Workload {
         name: "connect_loopback_segmented",
-        args: &["connect-loopback", "20000"],
+        args: &["connect-loopback", "50000"],
         host: false,
         policy: Policy::Segmented,
     },
     Workload {
         name: "connect_cross_segmented",
-        args: &["connect", "20000", SERVER],
+        args: &["connect", "50000", SERVER],
         host: false,
         policy: Policy::Segmented,
+    },
+    // Loopback connects of a host process: what attaching the network programs once at the
+    // cgroup root (instead of to each container's cgroup) costs processes in no container.
+    Workload {
+        name: "connect_loopback_host",
+        args: &["connect-loopback", "50000"],
+        host: true,
+        policy: Policy::Default,
     },
     // A syscall no rule names, from a host process: no seccomp filter there, so this shows
     // the whole cost of the kernel's syscall-tracepoint path being on (a container already
