@@ -132,7 +132,7 @@ impl Snapshot {
 }
 
 /// rmdir a cgroup directory and its children, deepest first; busy ones stay.
-fn remove_empty_cgroup_tree(dir: &Path) {
+pub fn remove_empty_cgroup_tree(dir: &Path) {
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
             if e.path().is_dir() {

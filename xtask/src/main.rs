@@ -4,6 +4,7 @@ mod bench;
 mod containerd;
 mod docker;
 mod host;
+mod podman;
 mod setup;
 mod test;
 mod util;

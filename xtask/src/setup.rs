@@ -18,6 +18,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "iptables",
     "libc6-dev",
     "util-linux",
+    // A real Podman (and its conmon) for the Podman tests; the API service is podman's own.
+    "podman",
     // cargo xtask vmtest: guests, their initramfs, and the keys of Debian's other suites.
     "qemu-system-x86",
     "cpio",

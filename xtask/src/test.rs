@@ -1,6 +1,6 @@
 //! `cargo xtask test`: unit tests, then integration tests as root against a real dockerd.
 
-use crate::{containerd, docker, host, setup, util};
+use crate::{containerd, docker, host, podman, setup, util};
 
 /// Image every integration test runs its containers from.
 pub const BUSYBOX_IMAGE: &str = "local/busybox:latest";
@@ -29,6 +29,7 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     let mut dockerd = docker::TestDocker::ensure(&workdir.join("docker"))?;
     // A real containerd with its CRI plugin, for the Kubernetes-pod tests.
     let mut cri: Option<containerd::TestContainerd> = None;
+    let mut pod: Option<podman::TestPodman> = None;
     docker::remove_test_networks();
     let result = (|| {
         // The workload binary rides along for tests that need a tight loop of syscalls.
@@ -43,6 +44,12 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
             &docker::runc_wrapper_path(&workdir.join("docker")),
         )?);
         c.import_from_docker(&[BUSYBOX_IMAGE])?;
+        // A real Podman with its API service, for the Podman tests.
+        let p = pod.insert(podman::TestPodman::start(
+            &workdir.join("podman"),
+            &docker::runc_wrapper_path(&workdir.join("docker")),
+        )?);
+        p.import_from_docker(&[BUSYBOX_IMAGE])?;
         let mut cmd = util::cargo();
         cmd.args([
             "test",
@@ -57,7 +64,9 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
             "SENSOR_TEST_RUNC_WRAPPER",
             docker::runc_wrapper_path(&workdir.join("docker")),
         )
-        .env("SENSOR_TEST_CONTAINERD_SOCKET", c.socket());
+        .env("SENSOR_TEST_CONTAINERD_SOCKET", c.socket())
+        .env("SENSOR_TEST_PODMAN", p.script())
+        .env("SENSOR_TEST_PODMAN_SOCKET", p.socket());
         if let Some(f) = filter {
             cmd.arg(f);
         }
@@ -65,6 +74,7 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     })();
     // containerd first: its pods run through the wrapper dockerd's directory holds.
     drop(cri);
+    drop(pod);
     dockerd.stop();
     result
 }
