@@ -432,11 +432,9 @@ fn on_ingress(ctx: &SkBuffContext) -> Option<i32> {
         return None;
     }
     // Then the packet itself, before any lookup: most packets are not the first of a flow (a
-    // TCP segment other than a SYN) or come from the host's own loopback. Fixed-size copies
-    // (what the verifier accepts on every kernel): the IP header's first 20 bytes (all of
-    // IPv4's without options, the rest of IPv6's after them), then the transport header's
-    // first 14 (ports, TCP flags). The IP version is the packet's: the socket's family says
-    // AF_INET6 for IPv4 arriving at a dual-stack socket.
+    // TCP segment other than a SYN) or come from the host's own loopback. The IP version is
+    // the packet's: the socket's family says AF_INET6 for IPv4 arriving at a dual-stack
+    // socket.
     //
     // Fastest path, read in place: an IPv4 packet without IP options whose TCP segment is not
     // a SYN, or from loopback, leaves without a copy (the packet's first 40 bytes are in the
@@ -462,6 +460,9 @@ fn on_ingress(ctx: &SkBuffContext) -> Option<i32> {
             return None;
         }
     }
+    // Otherwise fixed-size copies (what the verifier accepts on every kernel): the IP
+    // header's first 20 bytes (all of IPv4's without options; IPv6's next 20 after them),
+    // then the transport header's first 14 (ports, TCP flags).
     let ip: [u8; 20] = ctx.load(0).ok()?;
     let (protocol, l4, remote, local) = match ip[0] >> 4 {
         4 => {
