@@ -385,6 +385,37 @@ fn udp_from_outside(t: &Tiers, outside: &NetNs, web4: &str) -> Value {
     receiver.join().expect("udp-recv")
 }
 
+/// A segment selected by Docker network name (`containers: { network: NAME }`, from the
+/// runtime's metadata): its containers reach each other, not a CIDR segment.
+#[test]
+fn a_docker_network_name_selects_a_segment() {
+    require_root();
+    require_docker();
+    let t = Tiers::start(&unique("netsel"));
+    let mut outside = NetNs::on(&t.net);
+    let policy = write_policy(
+        &t.tag,
+        &format!(
+            "version: 1\nmode: enforce\nsegments:\n  - name: tiers\n    containers: {{ network: {} }}\n  \
+             - name: ext\n    cidrs: [\"{}/32\"]\nnetwork:\n  cross_segment: deny\n  action: block\nrules: []\n",
+            t.net.name, outside.v4
+        ),
+    );
+    let mut sensor = sensor_on(&policy);
+    outside.serve(7000);
+    refused(
+        &t.workload("web", &["tcp-connect", &format!("{}:7000", outside.v4)]),
+        "web → ext",
+    );
+    let (api, _) = t.addrs("api");
+    connected(
+        &t.workload("web", &["tcp-connect", &format!("{api}:8080")]),
+        "web → api: both on the network",
+    );
+    let line = flow_line(&mut sensor, "tiers", "ext", 7000);
+    assert_eq!(line["container"]["name"], t.name("web"), "{line}");
+}
+
 /// The embedded default policy segments every container away from the cloud metadata
 /// service: enforced (`--mode enforce`), a connect to it fails with EPERM before any packet
 /// leaves (no traffic to an address the test did not create), while containers still reach

@@ -328,6 +328,22 @@ rules: []
     }
 
     #[test]
+    fn a_docker_network_selects_a_segment() {
+        let text = "version: 1\nsegments:\n  - name: backend\n    containers: { network: backend-net }\n  \
+                    - name: ext\n    cidrs: [\"192.0.2.0/24\"]\nnetwork:\n  cross_segment: deny\nrules: []\n";
+        let p = NetworkPlan::new(&parse(text).unwrap().policy);
+        let on = |networks: Vec<&'static str>| Subject {
+            runtime: Some(Runtime::Docker),
+            networks,
+            ..Subject::default()
+        };
+        assert_eq!(p.segments_of(&on(vec!["backend-net"])), 0b01);
+        assert_eq!(p.segments_of(&on(vec!["bridge", "backend-net"])), 0b01);
+        assert_eq!(p.segments_of(&on(vec!["backend"])), 0, "the exact name");
+        assert_eq!(p.segments_of(&on(vec![])), 0);
+    }
+
+    #[test]
     fn trie_entries_are_folded_over_shorter_cidrs() {
         let p = plan();
         let entries = p.cidr_entries(1);
