@@ -427,11 +427,10 @@ fn the_default_policy_keeps_containers_from_the_cloud_metadata_service() {
     let t = Tiers::start(&unique("metadata"));
     let mut sensor = Sensor::start(&["--mode", "enforce"]);
     let ready = &sensor.ready;
+    let programs = ready["programs"].as_array().expect("programs");
     assert!(
-        ready["programs"]
-            .as_array()
-            .is_some_and(|p| p.iter().any(|p| p == "ingress")),
-        "a CIDR segment under a deny attaches the ingress program: {ready}"
+        programs.iter().any(|p| p == "connect4") && !programs.iter().any(|p| p == "ingress"),
+        "egress judged, inbound not (`inbound: ignore`: no per-packet program): {ready}"
     );
     refused(
         &t.workload("web", &["tcp-connect", "169.254.169.254:80", "1000"]),

@@ -226,6 +226,9 @@ pub struct Network {
     pub unknown: Stance,
     pub allow: Vec<Flow>,
     pub action: Action,
+    /// `inbound: judge` (default): flows arriving from CIDR segments follow the same rules
+    /// (a program on every packet delivered to a socket); `inbound: ignore`: egress only.
+    pub inbound: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -96,7 +96,9 @@ impl NetworkPlan {
         plan.config = NetworkConfig {
             cross_segment,
             unknown: action_code(net.unknown, net.action),
-            ingress: u8::from(cross_segment != ACTION_NONE && !plan.cidrs.is_empty()),
+            ingress: u8::from(
+                net.inbound && cross_segment != ACTION_NONE && !plan.cidrs.is_empty(),
+            ),
             _pad: 0,
         };
         let index = |name: &str| plan.names.iter().position(|n| n == name);
@@ -439,6 +441,10 @@ rules: []
             p.config.ingress, 0,
             "no CIDR segment: nothing arrives from one"
         );
+        let egress_only = text.replace("  action: kill\n", "  action: kill\n  inbound: ignore\n");
+        let p = NetworkPlan::new(&parse(&egress_only).unwrap().policy);
+        assert_eq!(p.config.ingress, 0, "inbound: ignore");
+        assert_eq!(p.config.cross_segment, ACTION_KILL, "egress is still judged");
     }
 
     #[test]

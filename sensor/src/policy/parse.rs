@@ -525,7 +525,7 @@ impl Parser {
         let map = self.mapping(node, "network")?;
         self.check_keys(
             map,
-            &["cross_segment", "unknown", "allow", "action"],
+            &["cross_segment", "unknown", "allow", "action", "inbound"],
             "network",
         );
         let stance = |p: &mut Self, key: &str| {
@@ -551,6 +551,10 @@ impl Parser {
                 )
             })
             .unwrap_or(Action::Block);
+        let inbound = map
+            .get_node("inbound")
+            .and_then(|n| self.keyword(n, "inbound", &[("judge", true), ("ignore", false)]))
+            .unwrap_or(true);
         let names: Vec<&str> = segments.iter().map(|s| s.name.as_str()).collect();
         let mut allow = Vec::new();
         if let Some(n) = map.get_node("allow") {
@@ -573,6 +577,7 @@ impl Parser {
             unknown,
             allow,
             action,
+            inbound,
         })
     }
 
