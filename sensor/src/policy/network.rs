@@ -444,7 +444,10 @@ rules: []
         let egress_only = text.replace("  action: kill\n", "  action: kill\n  inbound: ignore\n");
         let p = NetworkPlan::new(&parse(&egress_only).unwrap().policy);
         assert_eq!(p.config.ingress, 0, "inbound: ignore");
-        assert_eq!(p.config.cross_segment, ACTION_KILL, "egress is still judged");
+        assert_eq!(
+            p.config.cross_segment, ACTION_KILL,
+            "egress is still judged"
+        );
     }
 
     #[test]
