@@ -603,7 +603,7 @@ fn sync_ingress(ingress: &mut loader::Ingress, ebpf: &mut aya::Ebpf, needed: boo
             if ingress.attached() {
                 "attached: the policy judges inbound flows from CIDR segments"
             } else {
-                "detached: no CIDR segment under a deny"
+                "detached: no CIDR segment under a deny whose inbound flows are judged"
             }
         ),
         Err(e) => log::error!("inbound flows cannot be judged: {e}"),

@@ -66,22 +66,34 @@ pub fn require_docker() {
 
 /// Runs `docker ARGS`, panicking with its stderr on failure; returns trimmed stdout.
 pub fn docker(args: &[&str]) -> String {
-    let out = docker_output(args);
+    checked("docker", args)
+}
+
+pub fn docker_output(args: &[&str]) -> Output {
+    output("docker", args)
+}
+
+/// Runs `PROGRAM ARGS`, panicking with its stderr on failure; returns trimmed stdout.
+pub fn checked(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> String {
+    let program = program.as_ref();
+    let out = output(program, args);
     assert!(
         out.status.success(),
-        "docker {} failed: {}",
+        "{} {} failed: {}",
+        program.display(),
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-pub fn docker_output(args: &[&str]) -> Output {
-    Command::new("docker")
+fn output(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
+    let program = program.as_ref();
+    Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .expect("running docker")
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()))
 }
 
 /// `docker run --rm --name NAME --cidfile … OPTS IMAGE CMD…`: the run's output and the

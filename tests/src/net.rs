@@ -158,17 +158,17 @@ fn remove_stale_masquerade(iptables: &str, subnet: &str) {
     };
     for rule in String::from_utf8_lossy(&out.stdout).lines() {
         let words: Vec<&str> = rule.split_whitespace().collect();
-        let from_subnet = words.windows(2).any(|w| w == ["-s", subnet]);
-        let bridge = words
+        let Some((&"-A", spec)) = words.split_first() else {
+            continue;
+        };
+        if !words.windows(2).any(|w| w == ["-s", subnet]) {
+            continue;
+        }
+        let Some(bridge) = words
             .windows(2)
-            .find(|w| w[0] == "-o")
+            .find(|w| w[0] == "-o" && w[1].starts_with("br-"))
             .map(|w| w[1])
-            .filter(|b| b.starts_with("br-"));
-        let (true, Some(bridge), Some(("-A", spec))) = (
-            from_subnet,
-            bridge,
-            words.split_first().map(|(a, r)| (*a, r)),
-        ) else {
+        else {
             continue;
         };
         if std::path::Path::new("/sys/class/net").join(bridge).exists() {

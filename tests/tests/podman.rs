@@ -5,7 +5,7 @@
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
-use integration_tests::{Sensor, image, require_root, unique};
+use integration_tests::{Sensor, checked, image, require_root, unique};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -19,19 +19,9 @@ fn env_path(var: &str) -> PathBuf {
     }))
 }
 
-/// Runs this run's `podman ARGS`, panicking with its stderr on failure; returns trimmed stdout.
+/// Runs this run's `podman ARGS` (see `integration_tests::checked`).
 fn podman(args: &[&str]) -> String {
-    let out = Command::new(env_path("SENSOR_TEST_PODMAN"))
-        .args(args)
-        .output()
-        .expect("podman");
-    assert!(
-        out.status.success(),
-        "podman {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    checked(env_path("SENSOR_TEST_PODMAN"), args)
 }
 
 /// Removes a Podman container when dropped.

@@ -20,7 +20,9 @@ const RUNTIME_NAME: &str = "sensor-test-runc";
 
 /// This host's bounding set lacks CAP_SYS_RESOURCE, so runc fails to apply the capability sets
 /// of `--privileged` containers. The wrapper removes that one capability from the bundle's
-/// config.json (and from `runc exec --process` JSON) and then runs the real runc.
+/// config.json (and from `runc exec --process` JSON) and then runs the real runc. `RLIMITS`
+/// is empty, or a jq filter dropping the rlimits too (Podman always sets RLIMIT_NOFILE to a
+/// value that raising needs the same capability).
 const RUNC_WRAPPER: &str = r#"#!/bin/sh
 bundle=""; process=""; prev=""
 for a in "$@"; do
@@ -30,11 +32,11 @@ for a in "$@"; do
 done
 drop='with_entries(.value |= (if type == "array" then map(select(. != "CAP_SYS_RESOURCE")) else . end))'
 if [ -n "$bundle" ] && [ -f "$bundle/config.json" ]; then
-  jq "(.process.capabilities // {}) |= $drop" "$bundle/config.json" > "$bundle/config.json.sensor" &&
+  jq "(.process.capabilities // {}) |= $drop RLIMITS(.process.rlimits)" "$bundle/config.json" > "$bundle/config.json.sensor" &&
     mv "$bundle/config.json.sensor" "$bundle/config.json"
 fi
 if [ -n "$process" ] && [ -f "$process" ]; then
-  jq "(.capabilities // {}) |= $drop" "$process" > "$process.sensor" && mv "$process.sensor" "$process"
+  jq "(.capabilities // {}) |= $drop RLIMITS(.rlimits)" "$process" > "$process.sensor" && mv "$process.sensor" "$process"
 fi
 exec RUNC "$@"
 "#;
@@ -44,14 +46,22 @@ pub fn runc_wrapper_path(workdir: &Path) -> PathBuf {
     workdir.join("runc-wrapper")
 }
 
-fn write_runc_wrapper(workdir: &Path) -> anyhow::Result<PathBuf> {
+/// Writes the wrapper into `workdir`; `drop_rlimits` for Podman.
+pub fn write_runc_wrapper(workdir: &Path, drop_rlimits: bool) -> anyhow::Result<PathBuf> {
     fs::create_dir_all(workdir)?;
     let wrapper = runc_wrapper_path(workdir);
     let runc = ["/usr/sbin/runc", "/usr/bin/runc"]
         .into_iter()
         .find(|p| Path::new(p).exists())
         .context("runc not found: run `cargo xtask setup`")?;
-    fs::write(&wrapper, RUNC_WRAPPER.replace("RUNC", runc))?;
+    let text = RUNC_WRAPPER.replace("RUNC", runc);
+    let text = if drop_rlimits {
+        text.replace("RLIMITS(", "| del(")
+    } else {
+        text.replace(" RLIMITS(.process.rlimits)", "")
+            .replace(" RLIMITS(.rlimits)", "")
+    };
+    fs::write(&wrapper, text)?;
     run(Command::new("chmod").arg("+x").arg(&wrapper))?;
     Ok(wrapper)
 }
@@ -152,7 +162,7 @@ pub struct TestDocker {
 impl TestDocker {
     pub fn ensure(workdir: &Path) -> anyhow::Result<Self> {
         // Tests start private dockerds with the same wrapper.
-        let wrapper = write_runc_wrapper(workdir)?;
+        let wrapper = write_runc_wrapper(workdir, false)?;
         if answering() {
             eprintln!("xtask: a dockerd already answers; using it and leaving it alone");
             return Ok(Self { started: None });

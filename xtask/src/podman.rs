@@ -24,7 +24,7 @@ pub struct TestPodman {
 }
 
 impl TestPodman {
-    pub fn start(workdir: &Path, docker_runc_wrapper: &Path) -> anyhow::Result<Self> {
+    pub fn start(workdir: &Path) -> anyhow::Result<Self> {
         if Command::new("podman").arg("--version").output().is_err() {
             bail!("podman not found: run `cargo xtask setup`");
         }
@@ -33,7 +33,7 @@ impl TestPodman {
             dir: workdir.to_owned(),
             service: None,
         };
-        podman.write_scripts(docker_runc_wrapper)?;
+        podman.write_script()?;
         let _ = fs::remove_file(podman.socket());
         let log = fs::File::create(workdir.join("service.log"))?;
         let child = Command::new(podman.script())
@@ -73,42 +73,20 @@ impl TestPodman {
         self.dir.join("podman")
     }
 
-    /// The script, and a runc wrapper that also drops the rlimits Podman always sets (raising
-    /// RLIMIT_NOFILE needs CAP_SYS_RESOURCE, which this machine's root does not have: the
-    /// Docker wrapper drops that capability for the same reason).
-    fn write_scripts(&self, docker_runc_wrapper: &Path) -> anyhow::Result<()> {
-        let wrapper = self.dir.join("runc-wrapper");
-        let docker_wrapper = fs::read_to_string(docker_runc_wrapper)
-            .with_context(|| format!("reading {}", docker_runc_wrapper.display()))?;
-        // The bundle's config.json (create) and the process file (exec).
-        let edits = [
-            (
-                "(.process.capabilities // {}) |= $drop\"",
-                "(.process.capabilities // {}) |= $drop | del(.process.rlimits)\"",
-            ),
-            (
-                "(.capabilities // {}) |= $drop\"",
-                "(.capabilities // {}) |= $drop | del(.rlimits)\"",
-            ),
-        ];
-        let mut text = docker_wrapper;
-        for (from, to) in edits {
-            if !text.contains(from) {
-                bail!("{}: unexpected content", docker_runc_wrapper.display());
-            }
-            text = text.replace(from, to);
-        }
-        write_executable(&wrapper, &text)?;
+    /// The script, with runc through the tests' wrapper (which, for Podman, also drops the
+    /// rlimits it always sets: raising RLIMIT_NOFILE needs CAP_SYS_RESOURCE, absent here).
+    fn write_script(&self) -> anyhow::Result<()> {
+        let wrapper = crate::docker::write_runc_wrapper(&self.dir, true)?;
         let d = self.dir.display();
-        write_executable(
-            &self.script(),
-            &format!(
-                "#!/bin/sh\nexec podman --root {d}/root --runroot {d}/run --tmpdir {d}/tmp \
-                 --cgroup-manager cgroupfs --events-backend file --storage-driver overlay \
-                 --runtime {} \"$@\"\n",
-                wrapper.display()
-            ),
-        )
+        let text = format!(
+            "#!/bin/sh\nexec podman --root {d}/root --runroot {d}/run --tmpdir {d}/tmp \
+             --cgroup-manager cgroupfs --events-backend file --storage-driver overlay \
+             --runtime {} \"$@\"\n",
+            wrapper.display()
+        );
+        fs::write(self.script(), text)?;
+        fs::set_permissions(self.script(), fs::Permissions::from_mode(0o755))?;
+        Ok(())
     }
 
     /// Copies images from dockerd (`docker save | podman load`).
@@ -162,10 +140,4 @@ impl Drop for TestPodman {
             self.stop();
         }
     }
-}
-
-fn write_executable(path: &Path, text: &str) -> anyhow::Result<()> {
-    fs::write(path, text)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755))?;
-    Ok(())
 }

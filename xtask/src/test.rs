@@ -45,10 +45,7 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
         )?);
         c.import_from_docker(&[BUSYBOX_IMAGE])?;
         // A real Podman with its API service, for the Podman tests.
-        let p = pod.insert(podman::TestPodman::start(
-            &workdir.join("podman"),
-            &docker::runc_wrapper_path(&workdir.join("docker")),
-        )?);
+        let p = pod.insert(podman::TestPodman::start(&workdir.join("podman"))?);
         p.import_from_docker(&[BUSYBOX_IMAGE])?;
         let mut cmd = util::cargo();
         cmd.args([
