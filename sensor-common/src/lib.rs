@@ -15,6 +15,7 @@ pub mod exec;
 pub mod network;
 pub mod offsets;
 pub mod policy;
+pub mod process;
 pub mod syscall;
 
 /// Length of `task_struct::comm`, `TASK_COMM_LEN` in the kernel.
@@ -32,8 +33,14 @@ pub mod kind {
     /// `NET_SEEN` was full: a flow could not be aggregated (its event was sent instead).
     pub const NETWORK_UNAGGREGATED: u32 = 7;
     pub const SYSCALL: u32 = 8;
+    pub const ESCAPE: u32 = 9;
+    /// `PROC_IDENTITY` was full: a process's container could not be recorded (it is judged by
+    /// its cgroup).
+    pub const IDENTITY_UNTRACKED: u32 = 10;
+    /// `SYSCALL_SEEN` was full: a judged syscall could not be counted (its event was sent).
+    pub const SYSCALL_UNAGGREGATED: u32 = 11;
     /// One past the largest kind: the size of the per-kind lost-event counter array.
-    pub const COUNT: u32 = 9;
+    pub const COUNT: u32 = 12;
 
     /// Human name of a kind, for metrics and logs.
     pub const fn name(kind: u32) -> &'static str {
@@ -46,6 +53,9 @@ pub mod kind {
             NETWORK => "network",
             NETWORK_UNAGGREGATED => "network_unaggregated",
             SYSCALL => "syscall",
+            ESCAPE => "escape",
+            IDENTITY_UNTRACKED => "identity_untracked",
+            SYSCALL_UNAGGREGATED => "syscall_unaggregated",
             _ => "unknown",
         }
     }
@@ -73,7 +83,8 @@ pub struct EventHeader {
     pub ppid: u32,
     pub uid: u32,
     pub gid: u32,
-    pub _pad: u32,
+    /// `process::HEADER_*` bits.
+    pub flags: u32,
     pub comm: [u8; COMM_LEN],
 }
 
@@ -89,7 +100,7 @@ impl EventHeader {
             ppid: 0,
             uid: 0,
             gid: 0,
-            _pad: 0,
+            flags: 0,
             comm: [0; COMM_LEN],
         }
     }
@@ -124,4 +135,8 @@ mod pod {
     unsafe impl aya::Pod for super::syscall::SysKey {}
     unsafe impl aya::Pod for super::syscall::SysValue {}
     unsafe impl aya::Pod for super::syscall::SeenCall {}
+    unsafe impl aya::Pod for super::syscall::SysCountKey {}
+    unsafe impl aya::Pod for super::process::Identity {}
+    unsafe impl aya::Pod for super::process::EscapeEvent {}
+    unsafe impl aya::Pod for super::process::ProcessRuleset {}
 }

@@ -59,10 +59,85 @@ pub struct KernelOffsets {
     /// Where the saved registers hold syscall arguments 0..6 (`pt_regs.di, si, dx, r10, r8,
     /// r9` on x86_64; `regs[0..6]` on aarch64), for syscalls judged away from their entry.
     pub pt_regs_args: [u32; 6],
-    pub _pad: u32,
+    /// `task_struct.flags` (PF_IO_WORKER: an io_uring worker thread).
+    pub task_flags: u32,
+    /// `task_struct.cgroups` (the css_set) and `css_set.dfl_cgrp`: a task's cgroup v2.
+    pub task_cgroups: u32,
+    pub css_set_dfl_cgrp: u32,
+    /// `cgroup.self.parent`: the parent cgroup (a css is the first member of its cgroup).
+    pub cgroup_parent: u32,
+    /// `task_struct.signal` and `signal_struct.live`: threads of the group still alive.
+    pub task_signal: u32,
+    pub signal_live: u32,
+    /// `task_struct.fs`, `fs_struct.root` and `fs_struct.pwd` (each a `struct path`).
+    pub task_fs: u32,
+    pub fs_root: u32,
+    pub fs_pwd: u32,
+    /// `path.mnt` and `path.dentry`.
+    pub path_mnt: u32,
+    pub path_dentry: u32,
+    /// `file.f_path`.
+    pub file_path: u32,
+    /// `dentry.d_parent`, the name pointer and length of `dentry.d_name`, `dentry.d_inode`.
+    pub dentry_parent: u32,
+    pub dentry_name: u32,
+    pub dentry_name_len: u32,
+    pub dentry_inode: u32,
+    /// `vfsmount.mnt_root`, `vfsmount.mnt_sb`.
+    pub vfsmount_root: u32,
+    pub vfsmount_sb: u32,
+    /// `mount.mnt` (the embedded vfsmount), `mount.mnt_parent`, `mount.mnt_mountpoint`.
+    pub mount_mnt: u32,
+    pub mount_parent: u32,
+    pub mount_mountpoint: u32,
+    /// `inode.i_nlink`, `inode.i_size`, and the seconds and nanoseconds of its mtime.
+    pub inode_nlink: u32,
+    pub inode_size: u32,
+    pub inode_mtime_sec: u32,
+    pub inode_mtime_nsec: u32,
+    /// How an overlayfs inode finds its lower file: `OVL_LOWER_*`, and the offset from
+    /// `ovl_inode.vfs_inode` to the field.
+    pub ovl_lower_kind: u32,
+    pub ovl_lower_from_inode: u32,
+    /// `thread_info.status` (x86_64: TS_COMPAT while a 32-bit syscall runs), from the task.
+    pub thread_status: u32,
+    /// `linux_binprm.interp`: the interpreter of a script (its `#!` line), else the file name.
+    pub bprm_interp: u32,
+    /// `mm_struct.exe_file`.
+    pub mm_exe_file: u32,
+    /// `task_struct.files`, `files_struct.count`.
+    pub task_files: u32,
+    pub files_count: u32,
+    /// `task_struct.pid` (the thread id).
+    pub task_pid: u32,
+    /// `task_struct.nsproxy`, and `task_struct.real_cred` → `cred.user_ns`.
+    pub task_nsproxy: u32,
+    pub cred_user_ns: u32,
+    /// Where the saved registers hold a 32-bit syscall's arguments (`pt_regs.bx, cx, dx, si,
+    /// di, bp` on x86_64).
+    pub pt_regs_compat_args: [u32; 6],
+    /// `io_kiocb.opcode` (6.0+ `io_uring:io_uring_submit_req` passes the request); 0 on older
+    /// kernels, whose `io_uring_submit_sqe` passes the opcode itself.
+    pub io_kiocb_opcode: u32,
+    /// `signal_struct.nr_threads`: a file table referenced by more tasks than the process has
+    /// threads is shared with another process (`clone(CLONE_FILES)`).
+    pub signal_nr_threads: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 112);
+/// `KernelOffsets::ovl_lower_kind`: the lower layer of an overlayfs inode is
+/// `struct inode *lower` (5.10), `struct ovl_path lowerpath` (5.11–6.4), or
+/// `struct ovl_entry *oe` (6.5+, `__numlower` then `__lowerstack[]`).
+pub const OVL_LOWER_NONE: u32 = 0;
+pub const OVL_LOWER_INODE: u32 = 1;
+pub const OVL_LOWER_PATH: u32 = 2;
+pub const OVL_LOWER_ENTRY: u32 = 3;
+
+/// `task_struct.flags`: an io_uring worker (io-wq or SQPOLL thread).
+pub const PF_IO_WORKER: u32 = 0x10;
+/// `thread_info.status` on x86_64: the task is in a 32-bit (int 0x80 / sysenter) syscall.
+pub const TS_COMPAT: u32 = 0x2;
+
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 280);
 
 impl KernelOffsets {
     pub const fn zeroed() -> Self {
@@ -89,7 +164,44 @@ impl KernelOffsets {
             sb_magic: 0,
             ovl_upper_from_inode: 0,
             pt_regs_args: [0; 6],
-            _pad: 0,
+            task_flags: 0,
+            task_cgroups: 0,
+            css_set_dfl_cgrp: 0,
+            cgroup_parent: 0,
+            task_signal: 0,
+            signal_live: 0,
+            task_fs: 0,
+            fs_root: 0,
+            fs_pwd: 0,
+            path_mnt: 0,
+            path_dentry: 0,
+            file_path: 0,
+            dentry_parent: 0,
+            dentry_name: 0,
+            dentry_name_len: 0,
+            dentry_inode: 0,
+            vfsmount_root: 0,
+            vfsmount_sb: 0,
+            mount_mnt: 0,
+            mount_parent: 0,
+            mount_mountpoint: 0,
+            inode_nlink: 0,
+            inode_size: 0,
+            inode_mtime_sec: 0,
+            inode_mtime_nsec: 0,
+            ovl_lower_kind: 0,
+            ovl_lower_from_inode: 0,
+            thread_status: 0,
+            bprm_interp: 0,
+            mm_exe_file: 0,
+            task_files: 0,
+            files_count: 0,
+            task_pid: 0,
+            task_nsproxy: 0,
+            cred_user_ns: 0,
+            pt_regs_compat_args: [0; 6],
+            io_kiocb_opcode: 0,
+            signal_nr_threads: 0,
         }
     }
 }

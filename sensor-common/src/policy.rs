@@ -86,23 +86,31 @@ const _: () = assert!(core::mem::size_of::<ExecValue>() == 12);
 pub const MAX_ALLOW_RULES: usize = 32;
 
 /// `EXEC_RULESETS[ruleset]`: the allow-list rules of a ruleset, one bit each, grouped by
-/// action (bits in neither mask are `audit`). Which rule a bit is stays in user space: the
-/// kernel reports the violated bits and the daemon names the rule.
+/// action (bits in neither mask are `audit`), and what it does with execs its patterns cannot
+/// judge. Every ruleset with an exec or drift rule has one. Which rule a bit is stays in user
+/// space: the kernel reports the violated bits and the daemon names the rule.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExecRuleset {
-    /// A path must satisfy each of these allow-lists.
+    /// Every name of an exec must satisfy each of these allow-lists.
     pub allow_required: u32,
     pub allow_kill: u32,
     pub allow_block: u32,
     /// Rule id of the strongest `drift` rule, when `drift_action` is not NONE.
     pub drift_rule: u32,
-    /// `ACTION_*` for executing a file of the container's writable layer (drift).
+    /// Rule id of the strongest exec rule (deny or allow), for execs that cannot be judged.
+    pub exec_rule: u32,
+    /// `ACTION_*` for executing a file that is not from the image (drift).
     pub drift_action: u8,
-    pub _pad: [u8; 3],
+    /// Bits `1 << ORIGIN_*` that the drift rule covers.
+    pub drift_origins: u8,
+    /// `ACTION_*` of the strongest exec rule: an exec with a name that must be judged and
+    /// cannot be (too long, unreadable, no path) gets it.
+    pub exec_action: u8,
+    pub _pad: u8,
 }
 
-const _: () = assert!(core::mem::size_of::<ExecRuleset>() == 20);
+const _: () = assert!(core::mem::size_of::<ExecRuleset>() == 24);
 
 /// `Verdict::rule` when the strongest violation is an allow-list: the daemon finds the rule
 /// from `allow_violated`.

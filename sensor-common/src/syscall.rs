@@ -10,8 +10,11 @@ pub const ARGS: usize = 6;
 pub const STRING_LEN: usize = 128;
 /// Arguments 0..STRINGS can be read as strings from the caller's memory.
 pub const STRINGS: usize = 3;
-/// Syscall numbers the maps hold (x86_64 and aarch64 numbers are below 512).
+/// Syscall numbers the maps hold (x86_64, aarch64 and i386 numbers are below 512).
 pub const NR_MAX: u32 = 512;
+/// The native number a 32-bit syscall without a native equivalent (`socketcall`, `ipc`) is
+/// judged as: no rule names it, so only allow-lists (which deny it) apply.
+pub const NR_COMPAT_ONLY: u32 = NR_MAX - 1;
 
 /// A syscall a rule names, made by a process the rule applies to.
 #[repr(C)]
@@ -24,7 +27,9 @@ pub struct SyscallEvent {
     pub strings_read: u8,
     /// `SEEN_AT_*`: where the call was judged.
     pub seen_at: u8,
-    pub _pad: [u8; 2],
+    /// 1: a 32-bit call (`int 0x80`); `nr` is the native syscall it was judged as.
+    pub compat: u8,
+    pub _pad: u8,
     /// The raw arguments, as the tracepoint recorded them.
     pub args: [u64; ARGS],
     pub verdict: Verdict,
@@ -51,10 +56,36 @@ pub const SEEN_AT_CAPABILITY: u8 = 2;
 /// Judged at the BPF LSM hook that refused it (a privileged syscall whose hook comes before
 /// its capability check).
 pub const SEEN_AT_LSM: u8 = 3;
+/// An io_uring request doing what the syscall does (`io_uring:io_uring_submit_req`).
+pub const SEEN_AT_IO_URING: u8 = 4;
+/// A `clone`/`clone3` that created namespaces, judged as `unshare` (`sched_process_fork`).
+pub const SEEN_AT_FORK: u8 = 5;
+/// `io_uring_setup`, judged where the ring is created (`io_uring:io_uring_create`).
+pub const SEEN_AT_RING_CREATE: u8 = 6;
 
-/// Repeated capability checks of one thread in the same syscall within this many
-/// nanoseconds are one call (mount checks CAP_SYS_ADMIN twice).
+/// An enforced verdict repeated by one thread for the same syscall within this many
+/// nanoseconds is the same call (setns checks CAP_SYS_ADMIN twice): counted, not another line.
 pub const SAME_CALL_NS: u64 = 50_000_000;
+
+/// `SYSCALL_COUNTS` key: judged calls per (container, syscall, verdict, where). The first of
+/// each is an event; the daemon reads the counts and writes summaries.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SysCountKey {
+    pub cgroup_id: u64,
+    pub nr: u32,
+    pub rule: u32,
+    pub ruleset: u32,
+    pub action: u8,
+    pub enforced: u8,
+    pub seen_at: u8,
+    pub compat: u8,
+    pub generation: u8,
+    pub mode: u8,
+    pub _pad: [u8; 6],
+}
+
+const _: () = assert!(core::mem::size_of::<SysCountKey>() == 32);
 
 /// `SYSCALL_SEEN` value: the last call reported per thread.
 #[repr(C)]

@@ -9,7 +9,6 @@
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_current_cgroup_id, generated::bpf_send_signal},
     macros::{fexit, lsm, raw_tracepoint},
     programs::{FExitContext, LsmContext, RawTracePointContext},
 };
@@ -38,7 +37,6 @@ static CAP_CONFIG: CapConfig = CapConfig { refused_only: 0 };
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_SYS_PTRACE: u32 = 19;
 const EPERM: i32 = 1;
-const SIGKILL: u32 = 9;
 
 // x86_64 syscall numbers whose CAP_SYS_ADMIN checks are asked with CAP_OPT_NOAUDIT, which the
 // tracepoint cannot see: memory accounting (`cap_vm_enough_memory` in mmap, mprotect, brk,
@@ -77,15 +75,30 @@ fn quiet_by_heuristic(cap: u32, syscall: i32) -> bool {
 }
 
 /// Checks made with credentials other than the task's own (`override_creds`: overlayfs acting
-/// as its mounter, `access()` testing the real ids) are not the task using its privilege.
+/// as its mounter, `access()` testing the real ids) are not the task using its privilege. An
+/// io_uring request is: it runs under credentials the process registered with the ring (a
+/// personality), which may hold what the process has since dropped — its checks are the
+/// process's own uses.
 #[inline(always)]
 fn borrowed_creds(cred: *const u8) -> bool {
     let offsets = offsets();
-    match read_field::<*const u8>(current_task(), offsets.task_real_cred) {
-        Some(real) => real != cred,
-        None => false,
-    }
+    let real = match read_field::<*const u8>(current_task(), offsets.task_real_cred) {
+        Some(real) => real,
+        None => return false,
+    };
+    real != cred && !in_io_uring(&offsets)
 }
+
+/// An io_uring worker thread, or a request issued inline by `io_uring_enter`.
+#[inline(always)]
+fn in_io_uring(offsets: &sensor_common::offsets::KernelOffsets) -> bool {
+    let worker = read_field::<u32>(current_task(), offsets.task_flags)
+        .is_some_and(|f| f & sensor_common::offsets::PF_IO_WORKER != 0);
+    worker || current_syscall(offsets) == IO_URING_ENTER
+}
+
+/// `io_uring_enter`: the same number on x86_64 and aarch64.
+const IO_URING_ENTER: i32 = 426;
 
 #[lsm(hook = "capable")]
 pub fn capable(ctx: LsmContext) -> i32 {
@@ -184,8 +197,7 @@ fn scope(cap: u32) -> Option<Scope> {
     if cap > CAP_MAX {
         return None;
     }
-    // SAFETY: the helper has no preconditions.
-    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    let cgroup_id = crate::process::subject_cgroup();
     // Containers are observed always; the host only when its rules ask.
     // SAFETY: a hash map lookup with a valid key.
     let container = unsafe { CGROUP_POLICY.get(cgroup_id) }.is_some();
@@ -196,6 +208,9 @@ fn scope(cap: u32) -> Option<Scope> {
     if crate::process::in_runtime_setup(
         (aya_ebpf::helpers::bpf_get_current_pid_tgid() >> 32) as u32,
     ) {
+        return None;
+    }
+    if container && crate::process::doomed() {
         return None;
     }
     Some(Scope { cgroup_id, active })
@@ -282,10 +297,13 @@ fn on_cap_check<C: EbpfContext>(
             verdict.enforced = ENFORCED_LSM;
             answer = -EPERM;
         } else {
-            // kill, or block where no LSM hook can refuse: SIGKILL at the check.
-            // SAFETY: the helper signals the current task; no memory is involved.
-            if unsafe { bpf_send_signal(SIGKILL) } == 0 {
+            // kill, or block where no LSM hook can refuse: SIGKILL at the check. Where the
+            // LSM hook runs, `kill` refuses the check too: the operation never happens.
+            if crate::process::kill_current() {
                 verdict.enforced = ENFORCED_SIGNAL;
+            }
+            if source == SOURCE_LSM {
+                answer = -EPERM;
             }
         }
     }

@@ -11,14 +11,32 @@ use sensor_common::{
 };
 
 use crate::{
-    maps::{EVENTS, Urgency, count_lost, submit},
-    task::{fill_header, offsets, read_field},
+    maps::{CGROUP_POLICY, CONTROL, count_lost, submit_control},
+    task::{cgroup_id, fill_header, offsets, read_field},
 };
 
 /// Both tracepoints: `TP_PROTO(struct cgroup *cgrp, const char *path)`.
 #[raw_tracepoint(tracepoint = "cgroup_mkdir")]
 pub fn cgroup_mkdir(ctx: RawTracePointContext) -> i32 {
+    let offsets = offsets();
+    let cgrp: *const u8 = ctx.arg(0);
+    // A cgroup created inside a container's cgroup is part of that container, from this
+    // moment on (not from whenever the daemon reads this event): it gets the same entry.
+    let parent =
+        read_field::<*const u8>(cgrp, offsets.cgroup_parent).and_then(|p| cgroup_id(p, &offsets));
+    if let (Some(parent), Some(id)) = (parent, cgroup_id(cgrp, &offsets))
+        // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
+        && let Some(entry) = unsafe { CGROUP_POLICY.get(parent) }.copied()
+        && on_v2(cgrp)
+    {
+        let _ = CGROUP_POLICY.insert(id, entry, 0);
+    }
     emit(&ctx, kind::CGROUP_MKDIR)
+}
+
+#[inline(always)]
+fn on_v2(cgrp: *const u8) -> bool {
+    crate::task::on_default_hierarchy(cgrp, &offsets())
 }
 
 #[raw_tracepoint(tracepoint = "cgroup_rmdir")]
@@ -42,7 +60,7 @@ fn emit(ctx: &RawTracePointContext, kind: u32) -> i32 {
     let Some(id) = kn.and_then(|kn| read_field::<u64>(kn, offsets.kernfs_node_id)) else {
         return 0;
     };
-    let Some(mut entry) = EVENTS.reserve::<CgroupEvent>(0) else {
+    let Some(mut entry) = CONTROL.reserve::<CgroupEvent>(0) else {
         count_lost(kind);
         return 0;
     };
@@ -68,6 +86,6 @@ fn emit(ctx: &RawTracePointContext, kind: u32) -> i32 {
     if event.path_len as usize >= PATH_LEN - 1 {
         event.flags |= FLAG_PATH_TRUNCATED;
     }
-    submit(entry, Urgency::Now);
+    submit_control(entry);
     0
 }

@@ -6,6 +6,7 @@
 mod capability;
 mod cgroup;
 mod exec;
+mod iouring;
 mod maps;
 mod network;
 mod policy;

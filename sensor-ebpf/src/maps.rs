@@ -12,13 +12,19 @@ use sensor_common::{
     kind,
     network::{AddrKey, CidrKeyData, FlowKey, NetKey},
     policy::{CgroupPolicy, ExecKeyData, ExecRuleset, ExecValue, PolicyConfig},
-    syscall::{NR_MAX, SeenCall, SysKey, SysValue},
+    process::{Identity, ProcessRuleset},
+    syscall::{NR_MAX, SeenCall, SysCountKey, SysKey, SysValue},
 };
 
 /// All events, every kind, in order of reservation. Sized by the daemon at load time
 /// (`--ring-buffer-mib`); this default only applies when it does not.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 * 1024 * 1024, 0);
+
+/// Events the daemon must act on at once and that a flood of the others must never crowd
+/// out: cgroup creation and removal (a new container's rules depend on it), escapes.
+#[map]
+pub static CONTROL: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 
 /// Events that could not be reserved on `EVENTS` because it was full, per kind. The daemon
 /// exports them; nothing is dropped without being counted here.
@@ -67,6 +73,12 @@ pub fn submit<T>(entry: RingBufEntry<T>, urgency: Urgency) {
     entry.submit(flags);
 }
 
+/// Submits a `CONTROL` record and wakes the daemon.
+#[inline(always)]
+pub fn submit_control<T>(entry: RingBufEntry<T>) {
+    entry.submit(BPF_RB_FORCE_WAKEUP);
+}
+
 /// `POLICY[0]`: active generation, mode, host rulesets (`sensor_common::policy`).
 #[map]
 pub static POLICY: Array<PolicyConfig> = Array::with_max_entries(1, 0);
@@ -92,11 +104,57 @@ pub static EXEC_RULESETS: HashMap<u32, ExecRuleset> =
 /// Hash maps sized for the worst case allocate entries as they are used, not up front.
 const BPF_F_NO_PREALLOC: u32 = 1;
 
-/// The two trie keys of the exec program, too big for its stack.
+/// The exec program's working memory, too big for its stack (`exec.rs`).
 #[repr(C)]
 pub struct ExecScratch {
+    /// The two trie keys: the judged path forward, and reversed. `reverse` must follow
+    /// `forward`: the reversing loop reads up to 256 bytes past `forward.data.path`.
     pub forward: Key<ExecKeyData>,
     pub reverse: Key<ExecKeyData>,
+    /// A name as read, before normalisation.
+    pub raw: [u8; 512],
+    /// The path being judged.
+    pub path: [u8; 512],
+    /// The executed file's path, and the name that decided the verdict, for the event.
+    pub file: [u8; 256],
+    pub matched: [u8; 256],
+    pub filename: [u8; 512],
+    pub args: [u8; 1024],
+    /// Where each component of `path` starts, and how many there are.
+    pub stack: [u32; 32],
+    /// The dentries of a walk to the root, innermost first.
+    pub dentries: [u64; 32],
+    pub depth: u32,
+    /// Loop state kept in memory rather than registers (`exec.rs`: `get`/`set`): the
+    /// verifier then sees unknown values instead of one exact value per path, and can prune.
+    pub v: [u32; 8],
+    pub filename_len: u32,
+    pub args_len: u32,
+    pub matched_len: u32,
+    // The verdict being built.
+    pub deny_rule: u32,
+    pub violated: u32,
+    pub allow_required: u32,
+    pub exec_rule: u32,
+    pub drift_rule: u32,
+    pub file_len: u32,
+    pub file_base: u32,
+    pub name_len: i32,
+    pub flags: u32,
+    pub _pad: u32,
+    pub root_mnt: u64,
+    pub root_dentry: u64,
+    pub pwd_mnt: u64,
+    pub pwd_dentry: u64,
+    pub file_inode: u64,
+    pub deny_action: u8,
+    pub deny_matched: u8,
+    pub allow_matched: u8,
+    pub exec_action: u8,
+    pub drift_action: u8,
+    pub drift_origins: u8,
+    pub origin: u8,
+    pub container: u8,
 }
 
 #[map]
@@ -113,10 +171,36 @@ pub static CAP_SEEN: PerCpuHashMap<CapKey, u64> =
 pub static CAP_RULESETS: HashMap<u32, CapRuleset> =
     HashMap::with_max_entries(16_384, BPF_F_NO_PREALLOC);
 
-/// Processes (tgid) a host process moved into a cgroup that have not exec'd since: a container
-/// runtime setting a container up (`process.rs`). LRU: a leaked entry ages out.
+/// Processes (tgid) a host process placed in a container cgroup that have not run anything
+/// but the runtime's own binary since: a container runtime setting a container up
+/// (`process.rs`). The value is the inode of the runtime binary the process runs. Cleared at
+/// any other exec and when the process exits; LRU, so that nothing can fill it for good.
 #[map]
-pub static RUNTIME_SETUP: LruHashMap<u32, u8> = LruHashMap::with_max_entries(65_536, 0);
+pub static RUNTIME_SETUP: LruHashMap<u32, u64> = LruHashMap::with_max_entries(65_536, 0);
+
+/// Process (tgid) → its container (`process.rs`): set when the host places it, inherited at
+/// fork, removed when its last thread exits. Not LRU: an evicted entry would let a process
+/// that left its cgroup leave its policy too; a full map is counted and the process is judged
+/// by its cgroup.
+#[map]
+pub static PROC_IDENTITY: HashMap<u32, Identity> =
+    HashMap::with_max_entries(262_144, BPF_F_NO_PREALLOC);
+
+/// Processes to kill at their next judged operation (exec, capability check, judged syscall):
+/// the child of a clone a `kill` verdict stopped (`process.rs`). Keyed by tgid.
+#[map]
+pub static DOOMED: LruHashMap<u32, u8> = LruHashMap::with_max_entries(16_384, 0);
+
+/// File tables (`files_struct` addresses) of processes a `kill` verdict killed while another
+/// process shared the table (`clone(CLONE_FILES)`): what the killed call obtained is that
+/// process's too, so it dies at its next judged operation.
+#[map]
+pub static DOOMED_FILES: LruHashMap<u64, u8> = LruHashMap::with_max_entries(16_384, 0);
+
+/// Ruleset id → its process-level rules (`escape`).
+#[map]
+pub static PROCESS_RULESETS: HashMap<u32, ProcessRuleset> =
+    HashMap::with_max_entries(16_384, BPF_F_NO_PREALLOC);
 
 /// (generation, container address) → the address's segments.
 #[map]
@@ -154,6 +238,25 @@ pub static SYSCALL_LSM: Array<u8> = Array::with_max_entries(NR_MAX, 0);
 /// entry tracepoint (privileged syscalls: no tracepoint, no cost for other syscalls).
 #[map]
 pub static SYSCALL_AT_CAPABILITY: Array<u8> = Array::with_max_entries(NR_MAX, 0);
+
+/// i386 syscall number → 1 + the native syscall doing the same (0: none), set by the daemon
+/// (`sensor/src/policy/compat_table.rs`): 32-bit calls are judged as what they do.
+#[map]
+pub static COMPAT_SYSCALLS: Array<u16> = Array::with_max_entries(NR_MAX, 0);
+
+/// io_uring opcode → 1 + the native syscall the operation does (0: none), set by the daemon.
+#[map]
+pub static IOURING_SYSCALLS: Array<u16> = Array::with_max_entries(256, 0);
+
+/// `[0]`: 1 + the native number of `io_uring_setup`, judged at ring creation.
+#[map]
+pub static IOURING_SETUP_NR: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Judged calls per (container, syscall, verdict, where) (`SysCountKey`): how many. The first
+/// of each is an event; the daemon reads the counts and writes summaries.
+#[map]
+pub static SYSCALL_COUNTS: PerCpuHashMap<SysCountKey, u64> =
+    PerCpuHashMap::with_max_entries(65_536, BPF_F_NO_PREALLOC);
 
 /// Thread → the last syscall reported from a capability check, so that the several checks of
 /// one call make one event.

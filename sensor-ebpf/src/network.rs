@@ -16,8 +16,8 @@
 use aya_ebpf::{
     EbpfContext,
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-        bpf_ktime_get_boot_ns, generated::bpf_send_signal,
+        bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
+        generated::bpf_send_signal,
     },
     macros::{cgroup_skb, cgroup_sock_addr, tracepoint},
     maps::lpm_trie::Key,
@@ -361,8 +361,7 @@ fn on_sock_addr(ctx: &SockAddrContext, v6: bool, hook: u8) -> i32 {
         [0; 16]
     };
     let flow = Flow {
-        // SAFETY: the helper has no preconditions.
-        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        cgroup_id: crate::process::subject_cgroup(),
         remote,
         local,
         remote_port: u16::from_be(sa.user_port as u16),

@@ -5,32 +5,28 @@
 //! `sys_enter` program knows which (`SYSCALL_LSM`) and does not kill those under `block`.
 
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns,
-        bpf_probe_read_user_str_bytes, generated::bpf_send_signal,
-    },
-    macros::{lsm, tracepoint},
-    programs::{LsmContext, TracePointContext},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, bpf_probe_read_user_str_bytes},
+    macros::{lsm, raw_tracepoint, tracepoint},
+    programs::{LsmContext, RawTracePointContext, TracePointContext},
 };
 use sensor_common::{
     kind,
     policy::{ACTION_BLOCK, ACTION_NONE, ENFORCED_LSM, ENFORCED_SIGNAL, Verdict},
     syscall::{
         ARGS, LSM_REFUSES_ALL, LSM_REFUSES_PTRACE_ATTACH, NR_MAX, SAME_CALL_NS, SEEN_AT_CAPABILITY,
-        SEEN_AT_ENTRY, SEEN_AT_LSM, STRINGS, SeenCall, SysKey, SysValue, SyscallEvent,
+        SEEN_AT_ENTRY, SEEN_AT_LSM, STRINGS, SeenCall, SysCountKey, SysKey, SysValue, SyscallEvent,
     },
 };
 
 use crate::{
     maps::{
-        EVENTS, SYSCALL_AT_CAPABILITY, SYSCALL_LSM, SYSCALL_RULES, SYSCALL_SEEN, Urgency,
-        count_lost, submit,
+        EVENTS, SYSCALL_AT_CAPABILITY, SYSCALL_COUNTS, SYSCALL_LSM, SYSCALL_RULES, SYSCALL_SEEN,
+        Urgency, count_lost, submit,
     },
     policy,
-    task::{current_syscall, fill_header, offsets, syscall_args},
+    task::{current_call, fill_header, in_compat_syscall, native_of_compat, offsets, syscall_args},
 };
 
-const SIGKILL: u32 = 9;
 const EPERM: i32 = 1;
 
 const PTRACE_TRACEME: u64 = 0;
@@ -47,10 +43,12 @@ const ARGS_OFFSET: usize = 16;
 /// code runs), and syscalls no rule of its ruleset names.
 #[inline(always)]
 fn rule_for(nr: u32) -> Option<(policy::Active, SysValue)> {
-    // SAFETY: the helper has no preconditions.
-    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    let cgroup_id = crate::process::subject_cgroup();
     let active = policy::active(cgroup_id)?;
     if crate::process::in_runtime_setup((bpf_get_current_pid_tgid() >> 32) as u32) {
+        return None;
+    }
+    if crate::process::doomed() {
         return None;
     }
     rule_in(active, nr)
@@ -77,7 +75,7 @@ pub fn sys_enter(ctx: TracePointContext) -> u32 {
     let Ok(nr) = (unsafe { ctx.read_at::<i32>(NR_OFFSET) }) else {
         return 0;
     };
-    let Some((active, value)) = rule_for(nr as u32) else {
+    let Some(rule) = rule_for(nr as u32) else {
         return 0;
     };
     let mut args = [0u64; ARGS];
@@ -85,7 +83,59 @@ pub fn sys_enter(ctx: TracePointContext) -> u32 {
         // SAFETY: the record holds ARGS arguments after ARGS_OFFSET.
         *arg = unsafe { ctx.read_at::<u64>(ARGS_OFFSET + 8 * i) }.unwrap_or(0);
     }
-    let refused_by_lsm = match SYSCALL_LSM.get(nr as u32).copied().unwrap_or(0) {
+    judge_at_entry(nr as u32, rule, &args, false);
+    0
+}
+
+/// `raw_syscalls:sys_enter(struct pt_regs *regs, long id)`, attached while any rule is judged
+/// at syscall entry: 32-bit (`int 0x80`) calls never reach the `syscalls:sys_enter_<name>`
+/// tracepoints, so they are judged here, translated to the native syscall they do. A native
+/// call leaves at once (its own tracepoint judges it).
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn compat_sys_enter(ctx: RawTracePointContext) -> i32 {
+    let offsets = offsets();
+    if !in_compat_syscall(&offsets) {
+        return 0;
+    }
+    let id = ctx.arg::<u64>(1);
+    if id >= u64::from(NR_MAX) {
+        return 0;
+    }
+    let nr = native_of_compat(id as u32);
+    // Privileged syscalls are judged at their capability check, 32-bit or not.
+    if SYSCALL_AT_CAPABILITY.get(nr).copied().unwrap_or(0) != 0 {
+        return 0;
+    }
+    let Some(rule) = rule_for(nr) else {
+        return 0;
+    };
+    let args = syscall_args(&offsets);
+    judge_at_entry(nr, rule, &args, true);
+    0
+}
+
+/// Judges syscall `nr` done some other way than by its own entry: an io_uring request, a ring's
+/// creation, a namespace-creating clone. Killed there under `block` and `kill`.
+#[inline(always)]
+pub fn judge_elsewhere(nr: u32, args: &[u64; ARGS], seen_at: u8) -> bool {
+    let Some((active, value)) = rule_for(nr) else {
+        return false;
+    };
+    let verdict = enforce(&active, &value, false);
+    record(nr, args, &value, verdict, seen_at, false);
+    verdict.enforced == ENFORCED_SIGNAL
+}
+
+/// The verdict on a call judged at its entry; killed there under `kill` (and under `block`
+/// when no LSM hook refuses it).
+#[inline(always)]
+fn judge_at_entry(
+    nr: u32,
+    (active, value): (policy::Active, SysValue),
+    args: &[u64; ARGS],
+    compat: bool,
+) {
+    let refused_by_lsm = match SYSCALL_LSM.get(nr).copied().unwrap_or(0) {
         LSM_REFUSES_ALL => true,
         LSM_REFUSES_PTRACE_ATTACH => {
             matches!(args[0], PTRACE_TRACEME | PTRACE_ATTACH | PTRACE_SEIZE)
@@ -93,8 +143,60 @@ pub fn sys_enter(ctx: TracePointContext) -> u32 {
         _ => false,
     };
     let verdict = enforce(&active, &value, refused_by_lsm);
-    emit(nr as u32, &args, &value, verdict, SEEN_AT_ENTRY);
-    0
+    record(nr, args, &value, verdict, SEEN_AT_ENTRY, compat);
+}
+
+/// Counts a judged call: the first of its (container, syscall, verdict, where) is an event,
+/// the others are counted for the daemon's summaries. A call killed by the kernel is always
+/// an event of its own.
+#[inline(always)]
+fn record(
+    nr: u32,
+    args: &[u64; ARGS],
+    value: &SysValue,
+    verdict: Verdict,
+    seen_at: u8,
+    compat: bool,
+) {
+    if verdict.enforced == ENFORCED_SIGNAL {
+        emit(nr, args, value, verdict, seen_at, compat);
+        return;
+    }
+    if count(nr, verdict, seen_at, compat) {
+        emit(nr, args, value, verdict, seen_at, compat);
+    }
+}
+
+/// Adds one to the call's counter; true when it is the first (an event is due).
+#[inline(always)]
+fn count(nr: u32, verdict: Verdict, seen_at: u8, compat: bool) -> bool {
+    let key = SysCountKey {
+        cgroup_id: crate::process::subject_cgroup(),
+        nr,
+        rule: verdict.rule,
+        ruleset: verdict.ruleset,
+        action: verdict.action,
+        enforced: verdict.enforced,
+        seen_at,
+        compat: u8::from(compat),
+        generation: verdict.generation,
+        mode: verdict.mode,
+        _pad: [0; 6],
+    };
+    match SYSCALL_COUNTS.get_ptr_mut(key) {
+        Some(n) => {
+            // SAFETY: this CPU's slot of a per-CPU value; no other program touches it now.
+            unsafe { *n += 1 };
+            false
+        }
+        None => {
+            if SYSCALL_COUNTS.insert(key, 1, 0).is_err() {
+                // Full: this call cannot be counted, so it is reported on its own.
+                count_lost(kind::SYSCALL_UNAGGREGATED);
+            }
+            true
+        }
+    }
 }
 
 /// Privileged syscalls (mount, setns, init_module, ...) check a capability before they do
@@ -147,6 +249,13 @@ fn judge_in_call(
     } else {
         0
     };
+    let (_, compat) = current_call(&offsets());
+    let args = syscall_args(&offsets());
+    if verdict.enforced != ENFORCED_SIGNAL {
+        record(nr, &args, &value, verdict, seen_at, compat);
+        return answer;
+    }
+    // A kill: one line per call. The call's later checks (setns checks twice) are counted.
     // SAFETY: the helper has no preconditions.
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let thread = bpf_get_current_pid_tgid();
@@ -155,6 +264,7 @@ fn judge_in_call(
         && seen.nr == nr
         && now.wrapping_sub(seen.ktime_ns) < SAME_CALL_NS
     {
+        count(nr, verdict, seen_at, compat);
         return answer;
     }
     let seen = SeenCall {
@@ -163,8 +273,7 @@ fn judge_in_call(
         ktime_ns: now,
     };
     let _ = SYSCALL_SEEN.insert(thread, seen, 0);
-    let args = syscall_args(&offsets());
-    emit(nr, &args, &value, verdict, seen_at);
+    emit(nr, &args, &value, verdict, seen_at, compat);
     answer
 }
 
@@ -191,8 +300,7 @@ fn enforce(active: &policy::Active, value: &SysValue, lsm_refuses: bool) -> Verd
         if value.action == ACTION_BLOCK && lsm_refuses {
             verdict.enforced = ENFORCED_LSM;
         } else {
-            // SAFETY: the helper signals the current task; no memory is involved.
-            if unsafe { bpf_send_signal(SIGKILL) } == 0 {
+            if crate::process::kill_current() {
                 verdict.enforced = ENFORCED_SIGNAL;
             }
         }
@@ -201,7 +309,14 @@ fn enforce(active: &policy::Active, value: &SysValue, lsm_refuses: bool) -> Verd
 }
 
 #[inline(always)]
-fn emit(nr: u32, args: &[u64; ARGS], value: &SysValue, verdict: Verdict, seen_at: u8) {
+fn emit(
+    nr: u32,
+    args: &[u64; ARGS],
+    value: &SysValue,
+    verdict: Verdict,
+    seen_at: u8,
+    compat: bool,
+) {
     let Some(mut entry) = EVENTS.reserve::<SyscallEvent>(0) else {
         count_lost(kind::SYSCALL);
         return;
@@ -218,7 +333,8 @@ fn emit(nr: u32, args: &[u64; ARGS], value: &SysValue, verdict: Verdict, seen_at
     event.nr = nr;
     event.args = *args;
     event.seen_at = seen_at;
-    event._pad = [0; 2];
+    event.compat = u8::from(compat);
+    event._pad = 0;
     event.verdict = verdict;
     event.strings_read = 0;
     for (i, &arg) in args.iter().enumerate().take(STRINGS) {
@@ -240,7 +356,7 @@ fn emit(nr: u32, args: &[u64; ARGS], value: &SysValue, verdict: Verdict, seen_at
 /// unless they name them).
 #[inline(always)]
 fn refuse() -> i32 {
-    let nr = current_syscall(&offsets());
+    let (nr, _) = current_call(&offsets());
     if nr < 0 {
         return 0;
     }

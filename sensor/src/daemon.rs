@@ -177,7 +177,11 @@ async fn run_async(
         Err(e) => log::debug!("kernel program logs unavailable: {e}"),
     }
 
-    let installer = crate::policy::install::Installer::from_ebpf(&mut loaded.ebpf)?;
+    let sensor_tgid = crate::loader::kernel_tgid(&mut loaded.ebpf).unwrap_or_else(|e| {
+        log::warn!("{e}; exempting the sensor by its own pid");
+        std::process::id()
+    });
+    let installer = crate::policy::install::Installer::from_ebpf(&mut loaded.ebpf, sensor_tgid)?;
     let (engine, policy_loaded) = Engine::new(installer, &source, &parsed, opts.mode)?;
     let mut hooks = Hooks {
         ingress: loader::Ingress::new(
@@ -237,7 +241,13 @@ async fn run_async(
     )?;
     let lost_map: PerCpuArray<MapData, u64> =
         PerCpuArray::try_from(loaded.ebpf.take_map("LOST").context("LOST map missing")?)?;
-    let mut reader = Reader::new(ring).context("polling the ring buffer")?;
+    let control = RingBuf::try_from(
+        loaded
+            .ebpf
+            .take_map("CONTROL")
+            .context("CONTROL map missing")?,
+    )?;
+    let mut reader = Reader::new(control, ring).context("polling the ring buffers")?;
     let cap_seen = loaded
         .ebpf
         .take_map("CAP_SEEN")
@@ -268,6 +278,12 @@ async fn run_async(
         .map(aya::maps::PerCpuHashMap::try_from)
         .transpose()?
         .map(crate::summaries::NetSummaries::new);
+    pipeline.sys_summaries = loaded
+        .ebpf
+        .take_map("SYSCALL_COUNTS")
+        .map(aya::maps::PerCpuHashMap::try_from)
+        .transpose()?
+        .map(crate::summaries::SysSummaries::new);
     // Containers found by the walk are containers for the kernel from now on (host rules stop
     // applying to them); their rules follow with their metadata.
     pipeline.engine = Some(engine);
@@ -641,6 +657,7 @@ fn reload<S: crate::output::Sink>(
 
 /// Decodes every record available now into `out`; records that do not decode are counted.
 fn drain_into(reader: &mut Reader, out: &mut Vec<Event>, metrics: &Metrics) {
+    let first = out.len();
     reader.drain_now(|record| match events::decode(record) {
         Ok(e) => out.push(e),
         Err(e) => {
@@ -648,4 +665,7 @@ fn drain_into(reader: &mut Reader, out: &mut Vec<Event>, metrics: &Metrics) {
             log::warn!("dropping a ring-buffer record: {e}");
         }
     });
+    // Two rings: put the batch back in kernel order, so that a container's last events come
+    // before its cgroup's removal.
+    out[first..].sort_by_key(|e| e.header().ktime_ns);
 }

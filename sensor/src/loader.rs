@@ -25,6 +25,7 @@ pub const RAW_TRACEPOINTS: &[&str] = &[
     "cgroup_rmdir",
     "cgroup_attach_task",
     "sched_process_fork",
+    "sched_process_exit",
     "sched_process_exec",
 ];
 
@@ -164,6 +165,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         globals.network_hooks = *hooks;
     }
     let (mut ebpf, offsets, missing_offsets) = open(&btf, opts.ring_buffer_bytes, globals)?;
+    fill_compat_syscalls(&mut ebpf)?;
     let mut attached = Vec::new();
     for &name in RAW_TRACEPOINTS {
         attach_raw_tracepoint(&mut ebpf, name, name)?;
@@ -219,6 +221,35 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     })
 }
 
+/// Writes the i386 → native syscall table the programs translate 32-bit calls with.
+fn fill_compat_syscalls(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+    let map_err = |e: aya::maps::MapError| LoadError::Program {
+        name: "COMPAT_SYSCALLS".into(),
+        detail: e.to_string(),
+    };
+    let mut map: aya::maps::Array<_, u16> =
+        aya::maps::Array::try_from(ebpf.map_mut("COMPAT_SYSCALLS").ok_or_else(|| {
+            LoadError::MissingProgram {
+                name: "COMPAT_SYSCALLS".into(),
+            }
+        })?)
+        .map_err(map_err)?;
+    for (nr, native) in crate::policy::names::compat_entries() {
+        map.set(nr, native, 0).map_err(map_err)?;
+    }
+    let mut ops: aya::maps::Array<_, u16> =
+        aya::maps::Array::try_from(ebpf.map_mut("IOURING_SYSCALLS").ok_or_else(|| {
+            LoadError::MissingProgram {
+                name: "IOURING_SYSCALLS".into(),
+            }
+        })?)
+        .map_err(map_err)?;
+    for (op, native) in crate::policy::iouring_table::entries() {
+        ops.set(op, native, 0).map_err(map_err)?;
+    }
+    Ok(())
+}
+
 /// BPF LSM hooks that refuse syscalls under `block`: (hook, the syscalls that reach it).
 /// `ptrace` reaches its hooks only for PTRACE_ATTACH, PTRACE_SEIZE and PTRACE_TRACEME.
 pub const SYSCALL_LSM_HOOKS: &[(&str, &[&str])] = &[
@@ -261,6 +292,14 @@ pub const AT_CAPABILITY_CHECK: &[&str] = &[
     "clock_settime",
     "iopl",
     "ioperm",
+    // The new mount API: each step checks CAP_SYS_ADMIN first (open_tree when it clones a
+    // tree, the form that mounts).
+    "fsopen",
+    "fspick",
+    "fsmount",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
 ];
 
 /// How the policy's syscalls are watched: privileged ones at their capability check
@@ -275,6 +314,12 @@ pub struct SyscallHooks {
     /// Hooks that failed to load or attach on this kernel, already reported.
     lsm_unavailable: std::collections::BTreeSet<&'static str>,
     links: std::collections::BTreeMap<&'static str, aya::programs::trace_point::TracePointLinkId>,
+    /// `compat_sys_enter` on `raw_syscalls:sys_enter`, while any syscall is judged at entry.
+    compat_link: Option<aya::programs::raw_trace_point::RawTracePointLinkId>,
+    /// `io_uring_submit_req`, while any syscall is judged at entry (a request may do it).
+    uring_link: Option<aya::programs::raw_trace_point::RawTracePointLinkId>,
+    /// `io_uring_create`, while a rule names `io_uring_setup`.
+    ring_create_link: Option<aya::programs::raw_trace_point::RawTracePointLinkId>,
     /// Judged at their capability check.
     at_capability: std::collections::BTreeSet<u32>,
     /// Syscalls without a tracepoint on this kernel, already reported.
@@ -401,9 +446,38 @@ impl SyscallHooks {
         wanted: &std::collections::BTreeSet<(&'static str, u32)>,
         capability_checks: bool,
     ) -> Result<Vec<(&'static str, String)>, LoadError> {
+        // `io_uring_setup` is judged where the ring is created, without a syscall hook.
+        let ring_setup = wanted
+            .iter()
+            .find(|(n, _)| *n == "io_uring_setup")
+            .map(|(_, nr)| *nr);
         let (at_capability, at_entry): (Vec<_>, Vec<_>) = wanted
             .iter()
+            .filter(|(n, _)| *n != "io_uring_setup")
             .partition(|(n, _)| capability_checks && AT_CAPABILITY_CHECK.contains(n));
+        let mut setup_nr: aya::maps::Array<_, u32> =
+            aya::maps::Array::try_from(ebpf.map_mut("IOURING_SETUP_NR").ok_or_else(|| {
+                LoadError::MissingProgram {
+                    name: "IOURING_SETUP_NR".into(),
+                }
+            })?)
+            .map_err(|e| LoadError::Program {
+                name: "IOURING_SETUP_NR".into(),
+                detail: e.to_string(),
+            })?;
+        setup_nr
+            .set(0, ring_setup.map_or(0, |nr| nr + 1), 0)
+            .map_err(|e| LoadError::Program {
+                name: "IOURING_SETUP_NR".into(),
+                detail: e.to_string(),
+            })?;
+        toggle_raw(
+            ebpf,
+            "io_uring_create",
+            "io_uring_create",
+            ring_setup.is_some(),
+            &mut self.ring_create_link,
+        )?;
         let map_err = |e: aya::maps::MapError| LoadError::Program {
             name: "SYSCALL_AT_CAPABILITY".into(),
             detail: e.to_string(),
@@ -440,6 +514,45 @@ impl SyscallHooks {
                     .map_err(|e| program_error("sys_enter", &e))?;
             }
         }
+        // 32-bit calls reach no `sys_enter_<name>` tracepoint: one raw tracepoint judges them
+        // while any syscall is judged at entry.
+        let compat: &mut RawTracePoint = program(ebpf, "compat_sys_enter")?;
+        match (names.is_empty(), self.compat_link.take()) {
+            (false, None) if cfg!(target_arch = "x86_64") => {
+                if compat.fd().is_err() {
+                    compat
+                        .load()
+                        .map_err(|e| program_error("compat_sys_enter", &e))?;
+                }
+                self.compat_link = Some(
+                    compat
+                        .attach("sys_enter")
+                        .map_err(|e| program_error("compat_sys_enter", &e))?,
+                );
+            }
+            (true, Some(link)) => compat
+                .detach(link)
+                .map_err(|e| program_error("compat_sys_enter", &e))?,
+            (_, link) => self.compat_link = link,
+        }
+        // io_uring requests doing what a judged syscall does. Kernels before 6.0 name the
+        // tracepoint io_uring_submit_sqe.
+        let uring_tp =
+            if std::path::Path::new("/sys/kernel/tracing/events/io_uring/io_uring_submit_req")
+                .exists()
+            {
+                "io_uring_submit_req"
+            } else {
+                "io_uring_submit_sqe"
+            };
+        toggle_raw(
+            ebpf,
+            "io_uring_submit_req",
+            uring_tp,
+            !names.is_empty(),
+            &mut self.uring_link,
+        )?;
+        let prog: &mut TracePoint = program(ebpf, "sys_enter")?;
         let mut failed = Vec::new();
         for name in names {
             if self.links.contains_key(name) || self.unavailable.contains(name) {
@@ -457,6 +570,32 @@ impl SyscallHooks {
         }
         Ok(failed)
     }
+}
+
+/// Attaches raw tracepoint program `name` to `tracepoint` when `on`, detaches it otherwise. A
+/// kernel without the tracepoint (no io_uring) leaves it off, with a log line.
+fn toggle_raw(
+    ebpf: &mut Ebpf,
+    name: &str,
+    tracepoint: &str,
+    on: bool,
+    link: &mut Option<aya::programs::raw_trace_point::RawTracePointLinkId>,
+) -> Result<(), LoadError> {
+    let prog: &mut RawTracePoint = program(ebpf, name)?;
+    match (on, link.take()) {
+        (true, None) => {
+            if prog.fd().is_err() {
+                prog.load().map_err(|e| program_error(name, &e))?;
+            }
+            match prog.attach(tracepoint) {
+                Ok(l) => *link = Some(l),
+                Err(e) => log::warn!("{name} not attached to {tracepoint}: {}", describe(&e)),
+            }
+        }
+        (false, Some(l)) => prog.detach(l).map_err(|e| program_error(name, &e))?,
+        (_, l) => *link = l,
+    }
+    Ok(())
 }
 
 /// The tracepoint of a syscall where the kernel's entry point has another name.
@@ -614,6 +753,21 @@ pub fn program_error(name: &str, err: &ProgramError) -> LoadError {
         name: name.into(),
         detail: describe(err),
     }
+}
+
+/// The sensor's thread-group id as the kernel knows it: what the programs compare with to
+/// exempt the sensor. In a container without the host's PID namespace, `getpid()` is another
+/// number; the `sensor_whoami` program, run by `BPF_PROG_TEST_RUN` in this process's context,
+/// returns the kernel's.
+pub fn kernel_tgid(ebpf: &mut Ebpf) -> Result<u32, LoadError> {
+    use aya::programs::{RawTracePointRunOptions, TestRun as _};
+    let prog: &mut RawTracePoint = program(ebpf, "sensor_whoami")?;
+    prog.load()
+        .map_err(|e| program_error("sensor_whoami", &e))?;
+    let result = prog
+        .test_run(RawTracePointRunOptions::new())
+        .map_err(|e| program_error("sensor_whoami", &e))?;
+    Ok(result.return_value)
 }
 
 /// Pins the maps operators inspect with bpftool under `dir` (`/sys/fs/bpf/sensor/<pid>`),

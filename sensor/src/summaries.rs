@@ -1,12 +1,12 @@
-//! Capability checks and network flows are counted in the kernel (`CAP_SEEN`, `NET_SEEN`,
-//! per CPU); the first of each key is an event, and this module turns the counts of the
+//! Capability checks, network flows and judged syscalls are counted in the kernel
+//! (`CAP_SEEN`, `NET_SEEN`, `SYSCALL_COUNTS`, per CPU); the first of each key is an event, and this module turns the counts of the
 //! repeats into summaries at a bounded rate, so that a container checking a capability or
 //! retrying a connection in a tight loop costs a few lines, not millions, and no count is lost.
 
 use std::{collections::HashMap, hash::Hash};
 
 use aya::maps::{MapData, PerCpuHashMap};
-use sensor_common::{capability::CapKey, network::NetKey};
+use sensor_common::{capability::CapKey, network::NetKey, syscall::SysCountKey};
 
 /// A per-CPU counter key that belongs to one cgroup.
 pub trait SeenKey: aya::Pod + Eq + Hash + Ord {
@@ -25,6 +25,12 @@ impl SeenKey for NetKey {
     }
 }
 
+impl SeenKey for SysCountKey {
+    fn cgroup_id(&self) -> u64 {
+        self.cgroup_id
+    }
+}
+
 pub struct Summaries<K: SeenKey> {
     map: PerCpuHashMap<MapData, K, u64>,
     /// Count already accounted for per key (the first one is the kernel's event).
@@ -33,6 +39,7 @@ pub struct Summaries<K: SeenKey> {
 
 pub type CapSummaries = Summaries<CapKey>;
 pub type NetSummaries = Summaries<NetKey>;
+pub type SysSummaries = Summaries<SysCountKey>;
 
 impl<K: SeenKey> Summaries<K> {
     pub fn new(map: PerCpuHashMap<MapData, K, u64>) -> Self {

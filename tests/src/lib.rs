@@ -232,11 +232,28 @@ impl Sensor {
                         return v;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => panic!(
-                    "no line for {what} within {timeout:?}; {} lines seen; sensor stderr:\n{}",
-                    self.seen.len(),
-                    self.stderr()
-                ),
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = std::fs::write(
+                        std::env::temp_dir().join(format!("sensor-seen-{}.jsonl", self.child.id())),
+                        self.seen
+                            .iter()
+                            .map(|v| v.to_string() + "\n")
+                            .collect::<String>(),
+                    );
+                    panic!(
+                        "no line for {what} within {timeout:?}; {} lines seen, the last:\n{}\nsensor stderr:\n{}",
+                        self.seen.len(),
+                        self.seen
+                            .iter()
+                            .rev()
+                            .take(8)
+                            .rev()
+                            .map(|v| v.to_string())
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        self.stderr()
+                    )
+                }
                 Err(RecvTimeoutError::Disconnected) => panic!(
                     "sensor exited while waiting for {what}; status {:?}; stderr:\n{}",
                     self.child.try_wait(),
@@ -536,4 +553,80 @@ impl Drop for PrivateDockerd {
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Writes a policy file with `rules` (YAML, each rule indented two spaces under `rules:`)
+/// under `mode`; returns its path.
+pub fn policy_file(mode: &str, rules: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("{}.yaml", unique("policy")));
+    std::fs::write(&path, format!("version: 1\nmode: {mode}\nrules:\n{rules}")).unwrap();
+    path
+}
+
+/// `docker exec NAME CMD…`: exit code, stdout and stderr.
+pub fn exec_in(name: &str, cmd: &[&str]) -> (Option<i32>, String, String) {
+    let mut args = vec!["exec", name];
+    args.extend_from_slice(cmd);
+    let out = docker_output(&args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Starts `sleep 300` in a container labelled `tier=TIER` with extra docker `opts`; its id.
+pub fn start_labelled(name: &str, tier: &str, opts: &[&str]) -> String {
+    let label = format!("tier={tier}");
+    let image = image();
+    let mut args = vec!["run", "-d", "--name", name, "--label", &label];
+    args.extend_from_slice(opts);
+    args.extend_from_slice(&[&image, "sleep", "300"]);
+    docker(&args)
+}
+
+/// The cgroup v2 directory of process `pid`, from `/proc/PID/cgroup` and the v2 mount.
+pub fn cgroup_dir_of(pid: u32) -> PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("/proc/PID/cgroup");
+    let rel = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a cgroup v2 line");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = mounts
+        .lines()
+        .find_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            post.starts_with("cgroup2 ")
+                .then(|| pre.split_whitespace().nth(4).map(PathBuf::from))
+                .flatten()
+        })
+        .expect("a cgroup2 mount");
+    root.join(rel.trim_start_matches('/'))
+}
+
+/// The host pid of a container's first process.
+pub fn container_pid(name: &str) -> u32 {
+    docker(&["inspect", "-f", "{{.State.Pid}}", name])
+        .parse()
+        .expect("a pid")
+}
+
+/// The JSON line a workload or attack helper printed last on stdout.
+pub fn last_json(stdout: &str) -> Value {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON line in: {stdout}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+/// Serialises the tests of one test binary that take it: a sensor judges every container of
+/// the host, and under enforce a container it has no metadata for yet is judged by all its
+/// rules (fail closed), so two enforcing sensors side by side can kill each other's test
+/// containers while they start.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }

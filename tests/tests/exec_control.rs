@@ -112,10 +112,13 @@ fn busybox_applet_is_matched_by_the_path_executed() {
 fn allow_list_refuses_everything_else() {
     require_docker();
     let tier = unique("allow");
+    // Every name of an exec must be allowed: `/bin/true` and the file it resolves to,
+    // `/bin/busybox` (and busybox run under the name of another applet is refused, see
+    // `tests/tests/exec_names.rs`).
     let p = policy(
         "enforce",
         &tier,
-        "    exec: { allow: [\"/bin/sleep\", \"/bin/true\"] }\n    action: kill",
+        "    exec: { allow: [\"/bin/sleep\", \"/bin/true\", \"/bin/busybox\"] }\n    action: kill",
     );
     let mut sensor = Sensor::start(&["--policy", p.to_str().unwrap()]);
     let name = unique("allow");

@@ -161,6 +161,7 @@ fn selected(filter: Option<&str>) -> Vec<&'static Workload> {
 /// they need no libc there.
 pub struct StaticBins {
     pub workload: PathBuf,
+    pub attack: PathBuf,
     pub guest: PathBuf,
 }
 
@@ -182,6 +183,7 @@ pub fn build_static_test_bins() -> anyhow::Result<StaticBins> {
     let dir = util::target_dir().join(target).join("release");
     Ok(StaticBins {
         workload: dir.join("workload"),
+        attack: dir.join("attack"),
         guest: dir.join("guest"),
     })
 }

@@ -287,6 +287,9 @@ pub fn build_busybox_image(
     fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
     for (src, dst) in extra {
         let dst = root.join(dst.trim_start_matches('/'));
+        if let Some(dir) = dst.parent() {
+            fs::create_dir_all(dir)?;
+        }
         fs::copy(src, &dst).with_context(|| format!("copying {} into the image", src.display()))?;
     }
     let tar = Command::new("tar")

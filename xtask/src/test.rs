@@ -34,9 +34,21 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     let result = (|| {
         // The workload binary rides along for tests that need a tight loop of syscalls.
         let bins = crate::bench::build_static_test_bins()?;
+        // A script and the host's dynamic loader, for the tests of how scripts and `ld.so
+        // PROGRAM` are judged.
+        let script = workdir.join("script.sh");
+        std::fs::create_dir_all(&workdir)?;
+        std::fs::write(&script, "#!/bin/sh\necho ran\n")?;
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        let loader = std::path::Path::new("/lib64/ld-linux-x86-64.so.2");
         docker::build_busybox_image(
             BUSYBOX_IMAGE,
-            &[(&bins.workload, "/usr/local/bin/workload")],
+            &[
+                (&bins.workload, "/usr/local/bin/workload"),
+                (&bins.attack, "/usr/local/bin/attack"),
+                (&script, "/etc/script.sh"),
+                (loader, "/lib64/ld-linux-x86-64.so.2"),
+            ],
             &workdir,
         )?;
         let c = cri.insert(containerd::TestContainerd::start(
@@ -63,7 +75,9 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
         )
         .env("SENSOR_TEST_CONTAINERD_SOCKET", c.socket())
         .env("SENSOR_TEST_PODMAN", p.script())
-        .env("SENSOR_TEST_PODMAN_SOCKET", p.socket());
+        .env("SENSOR_TEST_PODMAN_SOCKET", p.socket())
+        .env("SENSOR_TEST_ATTACK", &bins.attack)
+        .env("SENSOR_TEST_WORKLOAD", &bins.workload);
         if let Some(f) = filter {
             cmd.arg(f);
         }

@@ -9,9 +9,10 @@
 //! | Kubernetes + CRI-O | `/kubepods/<qos>/pod<uid>/crio-<64 hex>` | `…/crio-<64 hex>.scope` |
 //! | Podman | `/libpod_parent/libpod-<64 hex>` | `/machine.slice/libpod-<64 hex>.scope` |
 //!
-//! The deepest component that names a container wins, so a Kubernetes container inside a kind
-//! node (itself a Docker container) is attributed to the Kubernetes container, and a container's
-//! own sub-cgroups (systemd inside a container) to the container. Runtime helper cgroups
+//! The outermost component that names a container wins: whatever a container creates below its
+//! own cgroup — sub-cgroups of systemd inside it, the containers of a runtime running inside it
+//! (a kind node, Docker in Docker), a cgroup named like another container's
+//! (`docker-<other id>.scope`) — is part of that container and judged by its rules. Runtime helper cgroups
 //! (`crio-conmon-*`, `libpod-conmon-*`) are not containers.
 
 use serde::Serialize;
@@ -133,6 +134,9 @@ pub fn parse(path: &str, containerd_namespaces: &[&str]) -> Option<Identity> {
     for (i, component) in components.iter().enumerate() {
         let parent = i.checked_sub(1).map(|p| components[p]);
         let in_kubepods = kubepods_at.is_some_and(|k| k < i);
+        if found.is_some() {
+            break;
+        }
         if let Some((runtime, id)) = component_identity(parent, component, in_kubepods) {
             found = Some((i, runtime, id, None));
         } else if i == 1
@@ -260,13 +264,18 @@ mod tests {
                 ),
                 id(Runtime::Podman, ID, None, None),
             ),
-            // Nested: Kubernetes in a kind node (a Docker container) → the inner container.
+            // Nested: Kubernetes in a kind node (a Docker container) → the outer container;
+            // so is a sub-cgroup named like another container.
             (
                 format!(
                     "/docker/{ID}/kubepods/burstable/pod{UID}/{}",
                     "a".repeat(64)
                 ),
-                id(Runtime::Cri, &"a".repeat(64), Some(UID), None),
+                id(Runtime::Docker, ID, None, None),
+            ),
+            (
+                format!("/docker/{ID}/docker-{}.scope", "b".repeat(64)),
+                id(Runtime::Docker, ID, None, None),
             ),
             // Runtime helpers are not containers.
             (format!("/system.slice/crio-conmon-{ID}.scope"), None),

@@ -113,6 +113,9 @@ impl Container {
                 .map(|m| m.networks.iter().map(|n| n.name.as_str()).collect())
                 .unwrap_or_default(),
             metadata,
+            // Without metadata (its runtime could not be asked) no selector can be decided:
+            // every rule applies until the runtime answers.
+            pending: metadata.is_none(),
         }
     }
 

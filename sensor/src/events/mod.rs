@@ -3,6 +3,7 @@
 
 pub mod capability;
 pub mod cgroup;
+pub mod escape;
 pub mod exec;
 pub mod network;
 pub mod reader;
@@ -23,6 +24,8 @@ pub struct Header {
     pub uid: u32,
     pub gid: u32,
     pub comm: String,
+    /// The task ran outside its container's cgroup (moved, or in a sub-cgroup of it).
+    pub moved: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +36,7 @@ pub enum Event {
     Capability(capability::Capability),
     Network(network::Network),
     Syscall(syscall::Syscall),
+    Escape(escape::Escape),
 }
 
 impl Event {
@@ -43,6 +47,7 @@ impl Event {
             Self::Capability(c) => &c.header,
             Self::Network(n) => &n.header,
             Self::Syscall(s) => &s.header,
+            Self::Escape(e) => &e.header,
         }
     }
 }
@@ -107,6 +112,7 @@ impl From<&EventHeader> for Header {
             uid: h.uid,
             gid: h.gid,
             comm: c_string(&h.comm),
+            moved: h.flags & sensor_common::process::HEADER_MOVED != 0,
         }
     }
 }
@@ -121,6 +127,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         kind::CAPABILITY => capability::decode(bytes).map(Event::Capability),
         kind::NETWORK => network::decode(bytes).map(Event::Network),
         kind::SYSCALL => syscall::decode(bytes).map(Event::Syscall),
+        kind::ESCAPE => escape::decode(bytes).map(Event::Escape),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }

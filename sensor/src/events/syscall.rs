@@ -21,6 +21,8 @@ pub struct Syscall {
     pub verdict: Verdict,
     /// `sensor_common::syscall::SEEN_AT_*`.
     pub seen_at: u8,
+    /// A 32-bit call (`int 0x80`), judged as the native syscall `nr`.
+    pub compat: bool,
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Syscall, DecodeError> {
@@ -35,6 +37,7 @@ pub fn decode(bytes: &[u8]) -> Result<Syscall, DecodeError> {
         strings,
         verdict: raw.verdict,
         seen_at: raw.seen_at,
+        compat: raw.compat != 0,
     })
 }
 
@@ -241,7 +244,8 @@ mod tests {
             nr,
             strings_read: 0,
             seen_at: 1,
-            _pad: [0; 2],
+            compat: 0,
+            _pad: 0,
             args,
             verdict: Verdict::default(),
             strings: [[0; sensor_common::syscall::STRING_LEN]; STRINGS],

@@ -118,19 +118,31 @@ pub struct SyscallView {
     /// All six argument registers as the kernel saw them at entry.
     pub raw_args: [u64; 6],
     /// Where it was judged: `entry` (its own tracepoint), `capability_check` (a privileged
-    /// syscall, at the capability check it makes before doing anything) or `lsm_hook` (a
-    /// privileged syscall refused by the LSM hook that comes before that check).
+    /// syscall, at the capability check it makes before doing anything), `lsm_hook` (a
+    /// privileged syscall refused by the LSM hook that comes before that check), `io_uring`
+    /// (an io_uring request doing the same), `fork` (a clone creating namespaces, judged as
+    /// `unshare`), `io_uring_create` (`io_uring_setup`).
     pub seen_at: &'static str,
+    /// A 32-bit call (`int 0x80`), judged as the native syscall it does.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub compat: bool,
+    /// Summary lines: how many more calls of this kind since the last line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 /// Body of `"kind": "syscall"` lines.
 #[derive(Serialize)]
 pub struct SyscallBody<'a> {
     pub syscall: SyscallView,
-    pub process: ProcessRef<'a>,
+    /// `None` on summary lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessRef<'a>>,
     pub container: Option<ContainerView<'a>>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<VerdictView<'a>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub summary: bool,
 }
 
 /// Body of `"kind": "exec"` lines.
@@ -144,10 +156,59 @@ pub struct ExecBody<'a> {
     /// Set when the file name or the arguments were cut to the kernel buffer size.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
-    /// Set when the executed file is not from the container's image: it is on the
-    /// container's writable layer (written or changed after the container started).
+    /// Set when the executed file is not from the container's image (`origin` says where it
+    /// comes from).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub drift: bool,
+    /// The file that ran, as a path from the process's root directory (a name executed
+    /// through a link resolves to its target); absent when it has none (a memfd).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<&'a str>,
+    /// Container processes: where the file comes from (`image`, `upper`, `memfd`, `deleted`,
+    /// `tmpfs`, `volume`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<&'static str>,
+    /// An image file whose mode or owner changed, its content not: not drift.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub metadata_changed: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub script: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub loader: bool,
+    /// Which name of the exec the rule matched (`name`, `file`, `argv0`, `interpreter`,
+    /// `loaded`, `unjudgeable`, `drift`) and that name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched: Option<MatchedView<'a>>,
+}
+
+/// A process of a container placed outside its container's cgroup by a process of a
+/// container (`"kind": "escape"`). `process` is the one that did it; its policy, and the
+/// moved process's, stay their container's.
+#[derive(Serialize)]
+pub struct EscapeBody<'a> {
+    pub escape: EscapeView<'a>,
+    pub process: ProcessRef<'a>,
+    pub container: Option<ContainerView<'a>>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<VerdictView<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct EscapeView<'a> {
+    /// The process moved (or created there).
+    pub pid: u32,
+    /// `attach` (written to a `cgroup.procs`) or `clone` (`clone3(CLONE_INTO_CGROUP)`).
+    pub via: &'static str,
+    pub to_cgroup: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_path: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub struct MatchedView<'a> {
+    pub by: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<&'a str>,
 }
 
 /// What a rule did: `action` is what happened (`audit` in audit mode), `would` what enforce
@@ -294,6 +355,12 @@ mod tests {
                 verdict: None,
                 truncated: false,
                 drift: false,
+                file: None,
+                origin: None,
+                metadata_changed: false,
+                script: false,
+                loader: false,
+                matched: None,
             },
         };
         let mut sink = JsonLines::new(Vec::new());

@@ -55,6 +55,7 @@ pub struct Pipeline<S: Sink> {
     pub summaries: Option<crate::summaries::CapSummaries>,
     /// Counts of repeated network flows.
     pub net_summaries: Option<crate::summaries::NetSummaries>,
+    pub sys_summaries: Option<crate::summaries::SysSummaries>,
     /// The policy in force; `None` when the kernel's policy maps are not in use.
     pub engine: Option<Engine>,
 }
@@ -76,6 +77,7 @@ impl<S: Sink> Pipeline<S> {
             exes: ExeCache::default(),
             summaries: None,
             net_summaries: None,
+            sys_summaries: None,
             engine: None,
         }
     }
@@ -88,11 +90,16 @@ impl<S: Sink> Pipeline<S> {
 
     pub fn handle(&mut self, event: Event) -> io::Result<()> {
         match event {
-            Event::Exec(_) | Event::Capability(_) | Event::Network(_) | Event::Syscall(_) => {
+            Event::Exec(_)
+            | Event::Capability(_)
+            | Event::Network(_)
+            | Event::Syscall(_)
+            | Event::Escape(_) => {
                 let kind = match &event {
                     Event::Exec(_) => kind::EXEC,
                     Event::Network(_) => kind::NETWORK,
                     Event::Syscall(_) => kind::SYSCALL,
+                    Event::Escape(_) => kind::ESCAPE,
                     _ => kind::CAPABILITY,
                 };
                 self.metrics.events[kind as usize].fetch_add(1, Relaxed);
@@ -143,6 +150,9 @@ impl<S: Sink> Pipeline<S> {
                 if let Some(summaries) = &mut self.net_summaries {
                     summaries.forget_cgroup(c.id);
                 }
+                if let Some(summaries) = &mut self.sys_summaries {
+                    summaries.forget_cgroup(c.id);
+                }
                 if let Some(engine) = &mut self.engine {
                     engine.container_gone(c.id);
                 }
@@ -163,6 +173,7 @@ impl<S: Sink> Pipeline<S> {
             Event::Capability(c) => self.write_capability(c, attribution),
             Event::Network(n) => self.write_network(n, attribution),
             Event::Syscall(c) => self.write_syscall(c, attribution),
+            Event::Escape(e) => self.write_escape(e, attribution),
             Event::CgroupMkdir(_) | Event::CgroupRmdir(_) => Ok(()),
         }
     }
@@ -182,6 +193,37 @@ impl<S: Sink> Pipeline<S> {
         })
     }
 
+    fn write_escape(
+        &mut self,
+        e: &crate::events::escape::Escape,
+        attribution: Attribution,
+    ) -> io::Result<()> {
+        let container = self.container_of(attribution)?;
+        let time = self.clock.rfc3339(e.header.ktime_ns);
+        let verdict = self.verdict(&e.header, e.verdict);
+        let to = self.registry.path(e.to_cgroup).map(str::to_owned);
+        let exe = self.exes.get(e.header.pid);
+        let body = crate::output::EscapeBody {
+            escape: crate::output::EscapeView {
+                pid: e.moved_pid,
+                via: e.via,
+                to_cgroup: e.to_cgroup,
+                to_path: to.as_deref(),
+            },
+            process: ProcessRef {
+                pid: e.header.pid,
+                ppid: e.header.ppid,
+                uid: e.header.uid,
+                gid: e.header.gid,
+                comm: &e.header.comm,
+                exe: exe.as_deref(),
+            },
+            container: container.as_deref().map(Container::view),
+            verdict,
+        };
+        self.write("escape", &time, body)
+    }
+
     fn write_syscall(&mut self, call: &Syscall, attribution: Attribution) -> io::Result<()> {
         let container = self.container_of(attribution)?;
         let time = self.clock.rfc3339(call.header.ktime_ns);
@@ -196,22 +238,21 @@ impl<S: Sink> Pipeline<S> {
                     .map(|n| crate::events::syscall::decoded_args(n, call))
                     .unwrap_or_default(),
                 raw_args: call.args,
-                seen_at: match call.seen_at {
-                    sensor_common::syscall::SEEN_AT_CAPABILITY => "capability_check",
-                    sensor_common::syscall::SEEN_AT_LSM => "lsm_hook",
-                    _ => "entry",
-                },
+                seen_at: seen_at_name(call.seen_at),
+                compat: call.compat,
+                count: None,
             },
-            process: ProcessRef {
+            process: Some(ProcessRef {
                 pid: call.header.pid,
                 ppid: call.header.ppid,
                 uid: call.header.uid,
                 gid: call.header.gid,
                 comm: &call.header.comm,
                 exe: exe.as_deref(),
-            },
+            }),
             container: container.as_deref().map(Container::view),
             verdict,
+            summary: false,
         };
         self.write("syscall", &time, body)
     }
@@ -248,6 +289,7 @@ impl<S: Sink> Pipeline<S> {
     /// of all).
     pub fn write_summaries(&mut self, only_cgroup: Option<u64>) -> io::Result<()> {
         self.write_network_summaries(only_cgroup)?;
+        self.write_syscall_summaries(only_cgroup)?;
         let Some(summaries) = &mut self.summaries else {
             return Ok(());
         };
@@ -285,11 +327,67 @@ impl<S: Sink> Pipeline<S> {
         Ok(())
     }
 
+    /// Judged syscalls beyond the first of each kind: one line per (container, syscall,
+    /// verdict) with the count since the last.
+    fn write_syscall_summaries(&mut self, only_cgroup: Option<u64>) -> io::Result<()> {
+        let Some(summaries) = &mut self.sys_summaries else {
+            return Ok(());
+        };
+        let deltas = summaries.collect(only_cgroup);
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let time = self.clock.now_rfc3339();
+        for (key, count) in deltas {
+            let container = self.registry.container(key.cgroup_id).cloned();
+            let v = sensor_common::policy::Verdict {
+                rule: key.rule,
+                ruleset: key.ruleset,
+                action: key.action,
+                enforced: key.enforced,
+                generation: key.generation,
+                mode: key.mode,
+                ..Default::default()
+            };
+            let header = crate::events::Header {
+                ktime_ns: 0,
+                cgroup_id: key.cgroup_id,
+                pid: 0,
+                tid: 0,
+                ppid: 0,
+                uid: 0,
+                gid: 0,
+                comm: String::new(),
+                moved: false,
+            };
+            let verdict = self.verdict(&header, v);
+            let name = names::syscall_name(Arch::native(), key.nr);
+            let body = SyscallBody {
+                syscall: SyscallView {
+                    name,
+                    nr: key.nr,
+                    args: Default::default(),
+                    raw_args: [0; 6],
+                    seen_at: seen_at_name(key.seen_at),
+                    compat: key.compat != 0,
+                    count: Some(count),
+                },
+                process: None,
+                container: container.as_deref().map(Container::view),
+                verdict,
+                summary: true,
+            };
+            self.write("syscall", &time, body)?;
+        }
+        Ok(())
+    }
+
     fn write_exec(&mut self, exec: &Exec, attribution: Attribution) -> io::Result<()> {
         self.exes.insert(exec.header.pid, &exec.filename);
         let container = self.container_of(attribution)?;
         let time = self.clock.rfc3339(exec.header.ktime_ns);
         let verdict = self.verdict(&exec.header, exec.verdict);
+        let judged = verdict.is_some();
         let body = ExecBody {
             process: Process {
                 pid: exec.header.pid,
@@ -304,6 +402,17 @@ impl<S: Sink> Pipeline<S> {
             verdict,
             truncated: exec.truncated,
             drift: exec.drift,
+            file: exec.file.as_deref(),
+            origin: exec.origin,
+            metadata_changed: exec.metadata_changed,
+            script: exec.script,
+            loader: exec.loader,
+            matched: exec.matched.as_ref().filter(|_| judged).map(|(by, path)| {
+                crate::output::MatchedView {
+                    by,
+                    path: path.as_deref(),
+                }
+            }),
         };
         self.write("exec", &time, body)
     }
@@ -620,6 +729,19 @@ impl<S: Sink> Pipeline<S> {
 
 /// Rule names as `&'static str` for event lines: a policy has few rules and reloads are
 /// rare, so keeping each distinct name once for the life of the process is bounded.
+/// `"seen_at"` of a syscall line.
+fn seen_at_name(seen_at: u8) -> &'static str {
+    use sensor_common::syscall::*;
+    match seen_at {
+        SEEN_AT_CAPABILITY => "capability_check",
+        SEEN_AT_LSM => "lsm_hook",
+        SEEN_AT_IO_URING => "io_uring",
+        SEEN_AT_FORK => "fork",
+        SEEN_AT_RING_CREATE => "io_uring_create",
+        _ => "entry",
+    }
+}
+
 fn intern(name: &str) -> &'static str {
     use std::{collections::HashSet, sync::Mutex};
     static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);

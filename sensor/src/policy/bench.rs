@@ -43,7 +43,7 @@ pub fn run(btf: &std::path::Path, rules: usize, containers: usize) -> anyhow::Re
 
     let btf = loader::read_btf(btf)?;
     let (mut ebpf, _, _) = loader::open(&btf, 4096, loader::Globals::default())?;
-    let installer = Installer::from_ebpf(&mut ebpf)?;
+    let installer = Installer::from_ebpf(&mut ebpf, std::process::id())?;
     let empty = parse_source(&Source {
         origin: "<empty>".into(),
         text: "version: 1\n".into(),

@@ -13,6 +13,7 @@ use sensor_common::policy::{
     ACTION_BLOCK, ACTION_KILL, ACTION_NONE, EXEC_PATH_LEN, ExecKeyData, ExecRuleset, ExecValue,
     MAX_ALLOW_RULES, RULE_ALLOW_LIST,
 };
+use sensor_common::process::ProcessRuleset;
 use sensor_common::syscall::SysValue;
 
 use super::model::{Action, List, Mode, PathPattern, Policy, Rule, Selector};
@@ -31,11 +32,22 @@ pub struct Subject<'a> {
     pub networks: Vec<&'a str>,
     /// All the runtime said, for posture rules.
     pub metadata: Option<&'a crate::containers::metadata::Metadata>,
+    /// A container whose metadata has not arrived: every rule selects it (fail closed).
+    pub pending: bool,
 }
 
 impl Subject<'_> {
     pub fn host() -> Self {
         Self::default()
+    }
+
+    /// A container not known yet: judged by every rule of the policy at once, as if each
+    /// selected it, until its metadata says which do.
+    pub fn pending() -> Self {
+        Self {
+            pending: true,
+            ..Self::default()
+        }
     }
 
     fn is_host(&self) -> bool {
@@ -54,6 +66,9 @@ impl Selector {
     /// Every given field must match. A field the container's metadata does not know fails,
     /// except `*` globs, which match anything.
     pub fn matches(&self, s: &Subject<'_>) -> bool {
+        if s.pending {
+            return true;
+        }
         if s.is_host() {
             return self.host;
         }
@@ -109,6 +124,8 @@ pub struct Ruleset {
     pub caps: Option<CapRuleset>,
     /// `SYSCALL_RULES` entries: syscall number → action, rule, string arguments.
     pub syscalls: Vec<(u32, SysValue)>,
+    /// `PROCESS_RULESETS` entry, when an `escape` rule applies.
+    pub process: Option<ProcessRuleset>,
 }
 
 /// Compile errors: conditions only a particular container set reveals.
@@ -164,7 +181,8 @@ impl Compiler {
                     && (r.exec.is_some()
                         || r.capabilities.is_some()
                         || r.syscalls.is_some()
-                        || r.drift
+                        || r.drift != 0
+                        || r.escape
                         || self.posture_violated(*i, subject))
             })
             .map(|(i, _)| i)
@@ -220,6 +238,7 @@ impl Compiler {
         let exec = self.exec_entries(id, applied, posture)?;
         let caps = self.cap_ruleset(applied);
         let syscalls = self.syscall_entries(applied);
+        let process = self.process_ruleset(applied);
         self.next_id += 1;
         self.by_rules.insert(
             rules.clone(),
@@ -229,6 +248,7 @@ impl Compiler {
                 exec,
                 caps,
                 syscalls,
+                process,
             },
         );
         Ok((id, true))
@@ -284,6 +304,22 @@ impl Compiler {
         })
     }
 
+    /// The strongest `escape` rule.
+    fn process_ruleset(&self, rules: &[usize]) -> Option<ProcessRuleset> {
+        let mut out: Option<ProcessRuleset> = None;
+        for &ri in rules {
+            let rule = &self.policy_rules[ri];
+            if rule.escape && out.is_none_or(|o| rule.action.code() > o.escape_action) {
+                out = Some(ProcessRuleset {
+                    escape_action: rule.action.code(),
+                    escape_rule: ri as u32,
+                    ..ProcessRuleset::default()
+                });
+            }
+        }
+        out
+    }
+
     /// Per syscall, the strongest action of the rules denying it (an allow-list denies every
     /// syscall of this architecture it does not name).
     fn syscall_entries(&self, rules: &[usize]) -> Vec<(u32, SysValue)> {
@@ -319,6 +355,10 @@ impl Compiler {
         for &ri in rules {
             let rule = &self.policy_rules[ri];
             let Some(list) = &rule.exec else { continue };
+            if rule.action.code() > header.exec_action {
+                header.exec_action = rule.action.code();
+                header.exec_rule = ri as u32;
+            }
             let (value, items) = match list {
                 List::Deny(items) => (
                     ExecValue {
@@ -365,13 +405,19 @@ impl Compiler {
         }
         for &ri in rules {
             let rule = &self.policy_rules[ri];
-            if rule.drift && rule.action.code() > header.drift_action {
+            if rule.drift != 0 && rule.action.code() > header.drift_action {
                 header.drift_action = rule.action.code();
                 header.drift_rule = ri as u32;
             }
+            header.drift_origins |= rule.drift;
         }
         // A violated posture rule denies every exec ("*") with its action.
         for &ri in posture {
+            let code = self.policy_rules[ri].action.code();
+            if code > header.exec_action {
+                header.exec_action = code;
+                header.exec_rule = ri as u32;
+            }
             patterns.push((
                 false,
                 Vec::new(),
@@ -422,7 +468,12 @@ impl Compiler {
 /// The syscalls of this architecture a list denies: its names, or every other one.
 pub fn denied_syscalls(list: &List<String>) -> Vec<(&'static str, u32)> {
     let table = super::names::Arch::native().table();
-    let named = |n: &str| list.items().iter().any(|x| x.eq_ignore_ascii_case(n));
+    // A name covers its family (`names::FAMILIES`).
+    let named = |n: &str| {
+        list.items()
+            .iter()
+            .any(|x| super::names::family(x).any(|m| m.eq_ignore_ascii_case(n)))
+    };
     let deny = matches!(list, List::Deny(_));
     table
         .iter()

@@ -42,6 +42,8 @@ struct Generation {
     enforced_syscalls: BTreeSet<&'static str>,
     mode: Mode,
     hash: String,
+    /// The ruleset of containers whose metadata has not arrived (`Subject::pending`).
+    pending_ruleset: u32,
 }
 
 /// What one container cgroup has under a generation.
@@ -92,6 +94,7 @@ impl Engine {
             enforced_syscalls: BTreeSet::new(),
             mode: Mode::Audit,
             hash: String::new(),
+            pending_ruleset: NO_RULESET,
         };
         let mut engine = Self {
             installer,
@@ -129,13 +132,20 @@ impl Engine {
         generation.compiler.rules.get(rule as usize)
     }
 
-    /// A container cgroup appeared: it is a container (so host rules do not apply) with no
-    /// rules until its metadata says which.
+    /// A container cgroup appeared: it is a container (so host rules do not apply), judged
+    /// by every rule at once until its metadata says which apply (fail closed: a container
+    /// whose runtime is slow to answer does not run unjudged meanwhile).
     pub fn container_seen(&mut self, cgroup: u64) -> Result<(), EngineError> {
         if !self.cgroups.contains_key(&cgroup) {
-            self.installer
-                .set_cgroup(cgroup, self.slot, NO_RULESET, 0)?;
-            self.cgroups.insert(cgroup, CgroupState::default());
+            let ruleset = self.current.pending_ruleset;
+            self.installer.set_cgroup(cgroup, self.slot, ruleset, 0)?;
+            self.cgroups.insert(
+                cgroup,
+                CgroupState {
+                    ruleset,
+                    ..CgroupState::default()
+                },
+            );
         }
         Ok(())
     }
@@ -309,6 +319,7 @@ impl Engine {
             ));
         }
         let (host, _) = compiler.ruleset_for(&Subject::host())?;
+        let (pending_ruleset, _) = compiler.ruleset_for(&Subject::pending())?;
 
         let next = 1 - self.slot;
         let installed: Vec<_> = compiler.rulesets().collect();
@@ -335,9 +346,10 @@ impl Engine {
             undo(&mut self.installer, &flow_masks);
             return Err(e.into());
         }
-        // Containers not in `subjects` (metadata pending) stay rule-less in the new slot.
+        // Containers not in `subjects` (metadata pending) are judged by every rule.
         for cgroup in self.cgroups.keys() {
-            self.installer.set_cgroup(*cgroup, next, NO_RULESET, 0)?;
+            self.installer
+                .set_cgroup(*cgroup, next, pending_ruleset, 0)?;
         }
         let mut cgroups = HashMap::new();
         for (cgroup, state) in assignments {
@@ -352,7 +364,10 @@ impl Engine {
             cgroups.insert(cgroup, state);
         }
         for cgroup in self.cgroups.keys() {
-            cgroups.entry(*cgroup).or_default();
+            cgroups.entry(*cgroup).or_insert_with(|| CgroupState {
+                ruleset: pending_ruleset,
+                ..CgroupState::default()
+            });
         }
         let mode = self.mode_override.unwrap_or(parsed.policy.mode);
         let mut config = self.installer.config();
@@ -376,6 +391,7 @@ impl Engine {
                 enforced_syscalls: super::compile::enforced_syscalls(&parsed.policy),
                 mode,
                 hash: source.hash(),
+                pending_ruleset,
             },
         );
         let old_cgroups = std::mem::replace(&mut self.cgroups, cgroups);

@@ -10,6 +10,7 @@ use sensor_common::{
     capability::CapRuleset,
     network::{AddrKey, CidrKeyData, FlowKey},
     policy::{CgroupPolicy, ExecKeyData, ExecRuleset, ExecValue, PolicyConfig},
+    process::ProcessRuleset,
     syscall::{SysKey, SysValue},
 };
 
@@ -28,6 +29,8 @@ fn map_err(map: &'static str) -> impl FnOnce(MapError) -> InstallError {
 }
 
 pub struct Installer {
+    /// The sensor's thread-group id as the kernel sees it (`loader::kernel_tgid`).
+    sensor_tgid: u32,
     config: Array<MapData, PolicyConfig>,
     cgroups: HashMap<MapData, u64, CgroupPolicy>,
     prefix: LpmTrie<MapData, ExecKeyData, ExecValue>,
@@ -38,6 +41,7 @@ pub struct Installer {
     cidrs: LpmTrie<MapData, CidrKeyData, u64>,
     flows: HashMap<MapData, FlowKey, u64>,
     syscalls: HashMap<MapData, SysKey, SysValue>,
+    process: HashMap<MapData, u32, ProcessRuleset>,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
@@ -50,8 +54,9 @@ fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
 
 impl Installer {
     /// Takes the policy maps out of the loaded object.
-    pub fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self, InstallError> {
+    pub fn from_ebpf(ebpf: &mut Ebpf, sensor_tgid: u32) -> Result<Self, InstallError> {
         Ok(Self {
+            sensor_tgid,
             config: take(ebpf, "POLICY")?,
             cgroups: take(ebpf, "CGROUP_POLICY")?,
             prefix: take(ebpf, "EXEC_PREFIX")?,
@@ -62,6 +67,7 @@ impl Installer {
             cidrs: take(ebpf, "NET_CIDRS")?,
             flows: take(ebpf, "NET_FLOWS")?,
             syscalls: take(ebpf, "SYSCALL_RULES")?,
+            process: take(ebpf, "PROCESS_RULESETS")?,
         })
     }
 
@@ -73,7 +79,7 @@ impl Installer {
     /// every rule.
     pub fn set_config(&mut self, config: PolicyConfig) -> Result<(), InstallError> {
         let config = PolicyConfig {
-            sensor_tgid: std::process::id(),
+            sensor_tgid: self.sensor_tgid,
             ..config
         };
         self.config.set(0, config, 0).map_err(map_err("POLICY"))
@@ -90,10 +96,18 @@ impl Installer {
                 .insert(&Key::new(*len, *data), value, 0)
                 .map_err(map_err("EXEC_SUFFIX"))?;
         }
-        if rs.exec.header.allow_required != 0 || rs.exec.header.drift_action != 0 {
+        if rs.exec.header.allow_required != 0
+            || rs.exec.header.drift_action != 0
+            || rs.exec.header.exec_action != 0
+        {
             self.rulesets
                 .insert(rs.id, rs.exec.header, 0)
                 .map_err(map_err("EXEC_RULESETS"))?;
+        }
+        if let Some(process) = &rs.process {
+            self.process
+                .insert(rs.id, process, 0)
+                .map_err(map_err("PROCESS_RULESETS"))?;
         }
         if let Some(caps) = &rs.caps {
             self.caps
@@ -122,6 +136,7 @@ impl Installer {
         }
         let _ = self.rulesets.remove(&rs.id);
         let _ = self.caps.remove(&rs.id);
+        let _ = self.process.remove(&rs.id);
         for (nr, _) in &rs.syscalls {
             let _ = self.syscalls.remove(&SysKey {
                 ruleset: rs.id,

@@ -2,9 +2,11 @@
 //! entries by pure code (`compile`), installed into the kernel atomically (`install`).
 
 pub mod bench;
+pub mod compat_table;
 pub mod compile;
 pub mod engine;
 pub mod install;
+pub mod iouring_table;
 pub mod model;
 pub mod names;
 pub mod network;

@@ -182,14 +182,34 @@ pub struct Rule {
     pub capabilities: Option<List<u32>>,
     pub syscalls: Option<List<String>>,
     pub exec: Option<List<PathPattern>>,
-    /// `drift: deny`: executing a file of the container's writable layer (not from its image)
-    /// is a violation.
-    pub drift: bool,
+    /// Drift: executing a file that is not from the container's image is a violation when its
+    /// origin is one of these bits (`1 << sensor_common::exec::ORIGIN_*`); 0 without a drift
+    /// rule. `drift: deny` is every origin but `image`.
+    pub drift: u8,
+    /// `escape: deny`: a process of the container placing one of its processes outside the
+    /// container's cgroup is a violation.
+    pub escape: bool,
     pub posture: Option<Posture>,
     pub action: Action,
     /// Line of the rule in its file, for messages.
     pub line: usize,
 }
+
+/// Origins of executed files that `drift` can cover, by name, with their bits.
+pub const DRIFT_ORIGINS: &[(&str, u8)] = &[
+    ("upper", 1 << sensor_common::exec::ORIGIN_UPPER),
+    ("memfd", 1 << sensor_common::exec::ORIGIN_MEMFD),
+    ("deleted", 1 << sensor_common::exec::ORIGIN_DELETED),
+    ("tmpfs", 1 << sensor_common::exec::ORIGIN_TMPFS),
+    ("volume", 1 << sensor_common::exec::ORIGIN_VOLUME),
+];
+
+/// Every origin but `image`.
+pub const DRIFT_ALL: u8 = (1 << sensor_common::exec::ORIGIN_UPPER)
+    | (1 << sensor_common::exec::ORIGIN_MEMFD)
+    | (1 << sensor_common::exec::ORIGIN_DELETED)
+    | (1 << sensor_common::exec::ORIGIN_TMPFS)
+    | (1 << sensor_common::exec::ORIGIN_VOLUME);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cidr {

@@ -107,6 +107,57 @@ pub fn syscall(arch: Arch, name: &str) -> Option<u32> {
         .map(|(_, nr)| *nr)
 }
 
+/// The `COMPAT_SYSCALLS` entries of this architecture: (32-bit number, 1 + the native number
+/// doing the same). Only x86_64 kernels run 32-bit (i386) syscalls here.
+pub fn compat_entries() -> Vec<(u32, u16)> {
+    if Arch::native() != Arch::X86_64 {
+        return Vec::new();
+    }
+    super::compat_table::I386
+        .iter()
+        .filter_map(|(_, nr, native)| {
+            let native = syscall(Arch::X86_64, (*native)?)?;
+            Some((*nr, native as u16 + 1))
+        })
+        .collect()
+}
+
+/// Syscalls that do the operation a syscall name stands for, so that a rule naming one covers
+/// the others (the new mount API mounts as `mount` does; `process_vm_writev` and
+/// `pidfd_getfd` reach into another process as `ptrace` does). A clone creating namespaces is
+/// judged as `unshare` (at fork, `sensor-ebpf/src/process.rs`), a 32-bit call as its native
+/// syscall, an io_uring request as the syscall it does.
+pub const FAMILIES: &[(&str, &[&str])] = &[
+    (
+        "mount",
+        &[
+            "fsopen",
+            "fspick",
+            "fsmount",
+            "move_mount",
+            "open_tree",
+            "mount_setattr",
+        ],
+    ),
+    (
+        "ptrace",
+        &["process_vm_readv", "process_vm_writev", "pidfd_getfd"],
+    ),
+    ("init_module", &["finit_module"]),
+    ("finit_module", &["init_module"]),
+    ("kexec_load", &["kexec_file_load"]),
+    ("kexec_file_load", &["kexec_load"]),
+];
+
+/// `name` and the syscalls of its family.
+pub fn family<'a>(name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    let members = FAMILIES
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map_or(&[][..], |(_, m)| *m);
+    std::iter::once(name).chain(members.iter().copied())
+}
+
 /// Syscall name of `nr` on `arch`.
 pub fn syscall_name(arch: Arch, nr: u32) -> Option<&'static str> {
     arch.table()
@@ -191,6 +242,24 @@ mod tests {
         assert!(syscall_anywhere("open"));
         assert!(!syscall_anywhere("mountt"));
         assert_eq!(syscall_name(Arch::X86_64, 165), Some("mount"));
+    }
+
+    #[test]
+    fn compat_calls_are_their_native_syscalls() {
+        let e: std::collections::BTreeMap<u32, u16> = compat_entries().into_iter().collect();
+        if Arch::native() != Arch::X86_64 {
+            return;
+        }
+        // i386 164 is setresuid, x86_64 164 is settimeofday: the number alone misleads.
+        assert_eq!(
+            e.get(&164).map(|n| n - 1),
+            syscall(Arch::X86_64, "setresuid").map(|n| n as u16)
+        );
+        assert_eq!(e.get(&21).map(|n| n - 1), Some(165), "mount");
+        assert_eq!(e.get(&22).map(|n| n - 1), Some(166), "umount is umount2");
+        assert_eq!(e.get(&310).map(|n| n - 1), Some(272), "unshare");
+        assert_eq!(e.get(&357).map(|n| n - 1), Some(321), "bpf");
+        assert_eq!(e.get(&102), None, "socketcall has no native equivalent");
     }
 
     #[test]

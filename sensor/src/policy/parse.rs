@@ -363,6 +363,7 @@ impl Parser {
             "syscalls",
             "exec",
             "drift",
+            "escape",
             "posture",
             "action",
         ];
@@ -391,7 +392,11 @@ impl Parser {
         let posture = map.get_node("posture").and_then(|n| self.posture(n));
         let drift = map
             .get_node("drift")
-            .and_then(|n| self.keyword(n, "drift", &[("deny", true), ("allow", false)]))
+            .and_then(|n| self.drift(n))
+            .unwrap_or(0);
+        let escape = map
+            .get_node("escape")
+            .and_then(|n| self.keyword(n, "escape", &[("deny", true), ("allow", false)]))
             .unwrap_or(false);
         let action = match map.get_node("action") {
             Some(n) => self.keyword(
@@ -405,13 +410,20 @@ impl Parser {
             ),
             None => Some(Action::Audit),
         };
-        let has_kind = ["capabilities", "syscalls", "exec", "drift", "posture"]
-            .iter()
-            .any(|k| map.get_node(k).is_some());
+        let has_kind = [
+            "capabilities",
+            "syscalls",
+            "exec",
+            "drift",
+            "escape",
+            "posture",
+        ]
+        .iter()
+        .any(|k| map.get_node(k).is_some());
         if !has_kind {
             self.error(
                 map.span(),
-                format!("{what} controls nothing: give it `capabilities`, `syscalls`, `exec`, `drift` or `posture`"),
+                format!("{what} controls nothing: give it `capabilities`, `syscalls`, `exec`, `drift`, `escape` or `posture`"),
             );
         }
         Some(Rule {
@@ -421,9 +433,41 @@ impl Parser {
             syscalls,
             exec,
             drift,
+            escape,
             posture,
             action: action?,
             line,
+        })
+    }
+
+    /// `drift: deny` (every origin but the image), `drift: allow` (none), or a list of origins:
+    /// `drift: { deny: [memfd, tmpfs] }`, `drift: { allow: [volume] }`.
+    fn drift(&mut self, node: &Node) -> Option<u8> {
+        use super::model::{DRIFT_ALL, DRIFT_ORIGINS};
+        if node.as_mapping().is_none() {
+            return self.keyword(node, "drift", &[("deny", DRIFT_ALL), ("allow", 0)]);
+        }
+        let list = self.list(node, "drift", |p, s| {
+            let found = DRIFT_ORIGINS
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(s.as_str()));
+            if found.is_none() {
+                let names: Vec<&str> = DRIFT_ORIGINS.iter().map(|(n, _)| *n).collect();
+                p.error(
+                    s.span(),
+                    format!(
+                        "unknown drift origin `{}`{}",
+                        s.as_str(),
+                        hint(s.as_str(), &names)
+                    ),
+                );
+            }
+            found.map(|(_, bit)| *bit)
+        })?;
+        let named = list.items().iter().fold(0u8, |m, b| m | b);
+        Some(match list {
+            List::Deny(_) => named,
+            List::Allow(_) => DRIFT_ALL & !named,
         })
     }
 

@@ -161,7 +161,8 @@ mod tests {
             ])),
             syscalls: None,
             exec: None,
-            drift: false,
+            drift: 0,
+            escape: false,
             posture: Some(Posture {
                 privileged: Some(Stance::Deny),
                 root_user: Some(Stance::Deny),

@@ -139,6 +139,7 @@ fn golden_policies_compile_to_expected_entries() {
                     pod_labels: (!s.pod_labels.is_empty()).then_some(&s.pod_labels),
                     namespace: s.fields.get("namespace").map(String::as_str),
                     metadata: None,
+                    pending: false,
                     networks: s
                         .fields
                         .get("network")
@@ -356,10 +357,22 @@ fn syscall_rules_compile_per_architecture_number() {
     let mount = entry("mount").unwrap();
     assert_eq!((mount.action, mount.rule, mount.strings), (3, 1, 0b111));
     assert_eq!(entry("unshare").unwrap().action, 1);
+    // `mount` covers the new mount API (`names::FAMILIES`).
+    let mount_api = [
+        "fsopen",
+        "fspick",
+        "fsmount",
+        "move_mount",
+        "open_tree",
+        "mount_setattr",
+    ];
+    for n in mount_api {
+        assert_eq!(entry(n).map(|v| (v.action, v.rule)), Some((3, 1)), "{n}");
+    }
     assert_eq!(
         rs.syscalls.len(),
-        2,
-        "only the denied syscalls: {:?}",
+        2 + mount_api.len(),
+        "only the denied syscalls and their families: {:?}",
         rs.syscalls
     );
     // The host's allow-list denies everything else.

@@ -1,0 +1,255 @@
+//! Ways around container identity, tried from inside real containers: leaving one's cgroup,
+//! cgroups named like another container, a runtime that places processes with
+//! `clone3(CLONE_INTO_CGROUP)`, a container whose metadata never arrives, and a full ring
+//! buffer. The policy follows the process; what cannot be decided fails closed.
+
+use std::time::Duration;
+
+use integration_tests::{
+    ContainerGuard, Sensor, cgroup_dir_of, container_pid, docker_output, exec_in, last_json,
+    policy_file, require_docker, start_labelled, unique,
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn rules(tier: &str, extra: &str) -> String {
+    format!(
+        "  - name: no-cat\n    containers: {{ labels: {{ tier: {tier} }} }}\n    exec: {{ deny: [\"/bin/cat\"] }}\n    action: kill\n{extra}"
+    )
+}
+
+/// What a privileged container's root does first: mount the cgroup v2 hierarchy (the whole
+/// of it, where the container shares the host's cgroup namespace). Returns the mount point.
+fn v2_in_container(name: &str) -> String {
+    let (code, out, err) = exec_in(
+        name,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /tmp/cg2 && mount -t cgroup2 none /tmp/cg2 && ls /tmp/cg2/cgroup.procs",
+        ],
+    );
+    assert_eq!(code, Some(0), "mounting cgroup2 in {name}: {out}{err}");
+    "/tmp/cg2".to_owned()
+}
+
+#[test]
+fn a_process_that_leaves_its_cgroup_keeps_its_policy_and_is_reported() {
+    require_docker();
+    let _serial = integration_tests::serial();
+    let tier = unique("escape");
+    let p = policy_file(
+        "enforce",
+        &rules(
+            &tier,
+            &format!(
+                "  - name: no-escape\n    containers: {{ labels: {{ tier: {tier} }} }}\n    escape: deny\n    action: audit\n"
+            ),
+        ),
+    );
+    let mut sensor = Sensor::start(&["--policy", p.to_str().unwrap()]);
+    let name = unique("escape");
+    let _g = ContainerGuard(name.clone());
+    let id = start_labelled(&name, &tier, &["--privileged"]);
+    let root = v2_in_container(&name);
+    // Into the root cgroup, then a denied program: still this container's rules.
+    let script = format!(
+        "echo $$ > {root}/cgroup.procs && grep 0:: /proc/self/cgroup && /bin/cat /etc/passwd"
+    );
+    let (code, out, _) = exec_in(&name, &["sh", "-c", &script]);
+    assert!(
+        out.contains("0::/\n"),
+        "the shell moved to the root cgroup: {out}"
+    );
+    assert_eq!(code, Some(137), "cat killed after the move: {out}");
+    let line = sensor.wait_for(WAIT, "the escape line", |v| {
+        v["kind"] == "escape" && v["container"]["id"] == id
+    });
+    assert_eq!(line["rule"], "no-escape", "{line}");
+    assert_eq!(line["escape"]["via"], "attach", "{line}");
+    assert_eq!(line["escape"]["to_path"], "/", "{line}");
+    let exec = sensor.wait_for(WAIT, "the cat after the move", |v| {
+        v["kind"] == "exec" && v["process"]["exe"] == "/bin/cat" && v["container"]["id"] == id
+    });
+    assert_eq!(exec["enforced"], true, "{exec}");
+}
+
+#[test]
+fn escape_kill_stops_the_process_that_moves() {
+    require_docker();
+    let _serial = integration_tests::serial();
+    let tier = unique("escape-kill");
+    let p = policy_file(
+        "enforce",
+        &format!(
+            "  - name: no-escape\n    containers: {{ labels: {{ tier: {tier} }} }}\n    escape: deny\n    action: kill\n"
+        ),
+    );
+    let _sensor = Sensor::start(&["--policy", p.to_str().unwrap()]);
+    let name = unique("escape-kill");
+    let _g = ContainerGuard(name.clone());
+    start_labelled(&name, &tier, &["--privileged"]);
+    let root = v2_in_container(&name);
+    let (code, out, _) = exec_in(
+        &name,
+        &[
+            "sh",
+            "-c",
+            &format!("echo $$ > {root}/cgroup.procs; echo moved"),
+        ],
+    );
+    assert_eq!(code, Some(137), "{out}");
+    assert!(!out.contains("moved"), "{out}");
+    // Control: moving within its own cgroup tree is not an escape.
+    let own = exec_in(&name, &["sh", "-c", "grep 0:: /proc/self/cgroup"]).1;
+    let own = own.trim().trim_start_matches("0::").to_owned();
+    let sub = format!("{root}{own}/sub");
+    let (code, out, _) = exec_in(
+        &name,
+        &[
+            "sh",
+            "-c",
+            &format!("mkdir -p {sub} && echo $$ > {sub}/cgroup.procs; echo moved"),
+        ],
+    );
+    assert_eq!((code, out.contains("moved")), (Some(0), true), "{out}");
+}
+
+#[test]
+fn a_cgroup_named_like_another_container_changes_nothing() {
+    require_docker();
+    let _serial = integration_tests::serial();
+    let tier = unique("lookalike");
+    let p = policy_file("enforce", &rules(&tier, ""));
+    let mut sensor = Sensor::start(&["--policy", p.to_str().unwrap()]);
+    // A victim container without rules, and an attacker who names a cgroup after it.
+    let victim = unique("victim");
+    let _gv = ContainerGuard(victim.clone());
+    let victim_id = start_labelled(&victim, "nobody", &[]);
+    let name = unique("lookalike");
+    let _g = ContainerGuard(name.clone());
+    let id = start_labelled(&name, &tier, &["--privileged"]);
+    let root = v2_in_container(&name);
+    let own = exec_in(&name, &["sh", "-c", "grep 0:: /proc/self/cgroup"]).1;
+    let own = own.trim().trim_start_matches("0::").to_owned();
+    let fake = format!("{root}{own}/docker-{victim_id}.scope");
+    let script =
+        format!("mkdir -p {fake} && echo $$ > {fake}/cgroup.procs && /bin/cat /etc/passwd");
+    let (code, out, _) = exec_in(&name, &["sh", "-c", &script]);
+    assert_eq!(code, Some(137), "{out}");
+    let exec = sensor.wait_for(WAIT, "the cat", |v| {
+        v["kind"] == "exec" && v["process"]["exe"] == "/bin/cat"
+    });
+    assert_eq!(
+        exec["container"]["id"], id,
+        "attributed to its own container: {exec}"
+    );
+}
+
+#[test]
+fn a_runtime_placing_a_process_with_clone_into_cgroup_is_exempt_until_it_execs() {
+    require_docker();
+    let _serial = integration_tests::serial();
+    let attack =
+        std::env::var("SENSOR_TEST_ATTACK").expect("SENSOR_TEST_ATTACK (cargo xtask test)");
+    let workload =
+        std::env::var("SENSOR_TEST_WORKLOAD").expect("SENSOR_TEST_WORKLOAD (cargo xtask test)");
+    let tier = unique("clone3");
+    let p = policy_file(
+        "enforce",
+        &format!(
+            "  - name: no-admin\n    containers: {{ labels: {{ tier: {tier} }} }}\n    capabilities: {{ deny: [SYS_ADMIN] }}\n    action: kill\n"
+        ),
+    );
+    let _sensor = Sensor::start(&["--policy", p.to_str().unwrap()]);
+    let name = unique("clone3");
+    let _g = ContainerGuard(name.clone());
+    start_labelled(&name, &tier, &[]);
+    let dir = cgroup_dir_of(container_pid(&name));
+    // A host process (a runtime) creates a child in the container's cgroup; the child's setup
+    // uses CAP_SYS_ADMIN (not the container's doing), then it execs the container's program,
+    // which does the same (the container's doing).
+    let out = std::process::Command::new(&attack)
+        .args([
+            "clone-into-cgroup",
+            dir.to_str().unwrap(),
+            &workload,
+            "syscall",
+            "setns",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\"mode\":\"setup-unshare\",\"ok\":true"),
+        "the setup was not judged: {stdout}"
+    );
+    let report = last_json(&stdout);
+    assert_eq!(
+        report["child_signal"], 9,
+        "the program after exec was: {stdout}"
+    );
+}
+
+#[test]
+fn a_container_whose_metadata_never_comes_is_judged_by_every_rule() {
+    require_docker();
+    let _serial = integration_tests::serial();
+    // The sensor cannot ask Docker (no socket, no data root): no container's labels are known.
+    let p = policy_file("enforce", &rules("web", ""));
+    let _sensor = Sensor::start(&["--policy", p.to_str().unwrap(), "--docker-socket", ""]);
+    let name = unique("unknown");
+    let _g = ContainerGuard(name.clone());
+    start_labelled(&name, "not-web", &[]);
+    assert_eq!(exec_in(&name, &["/bin/true"]).0, Some(0), "control");
+    assert_eq!(exec_in(&name, &["/bin/cat", "/etc/passwd"]).0, Some(137));
+}
+
+#[test]
+fn a_full_ring_buffer_loses_events_not_enforcement() {
+    require_docker();
+    let _serial = integration_tests::serial();
+    let tier = unique("flood");
+    let p = policy_file("enforce", &rules(&tier, ""));
+    let sensor = Sensor::start(&[
+        "--policy",
+        p.to_str().unwrap(),
+        "--ring-buffer-mib",
+        "1",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let addr = sensor.ready["metrics"]
+        .as_str()
+        .expect("metrics address")
+        .to_owned();
+    let name = unique("flood");
+    let _g = ContainerGuard(name.clone());
+    start_labelled(&name, &tier, &[]);
+    // The daemon stops reading: every exec on the host fills the ring (about 2 KiB each).
+    // SAFETY: signalling the sensor child this test started.
+    unsafe { libc::kill(sensor.pid() as i32, libc::SIGSTOP) };
+    for _ in 0..1500 {
+        let _ = std::process::Command::new("/bin/true").status();
+    }
+    let (code, _, _) = exec_in(&name, &["/bin/cat", "/etc/passwd"]);
+    // SAFETY: as above.
+    unsafe { libc::kill(sensor.pid() as i32, libc::SIGCONT) };
+    assert_eq!(
+        code,
+        Some(137),
+        "killed although its event could not be queued"
+    );
+    let metrics = integration_tests::http_get(&addr, "/metrics");
+    let lost: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("sensor_lost_events_total{kind=\"exec\"}"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no exec loss counter: {metrics}"));
+    assert!(
+        lost > 0.0,
+        "the flood lost events, and they are counted: {lost}"
+    );
+    let _ = docker_output(&["rm", "-f", &name]);
+}
