@@ -24,11 +24,21 @@ pub const REASON_ALLOWED: u8 = 0;
 pub const REASON_CROSS_SEGMENT: u8 = 1;
 /// To (or from) an address in no segment.
 pub const REASON_UNKNOWN: u8 = 2;
+/// A socket the segment hooks cannot judge (raw IP, ICMP datagram, SCTP, packet, XDP),
+/// created in a segmented container: it could reach any segment.
+pub const REASON_SOCKET: u8 = 3;
+/// To a broadcast or multicast address from a segmented container: it reaches every segment
+/// on the link.
+pub const REASON_BROADCAST: u8 = 4;
 
 /// Where the hook saw the flow.
 pub const HOOK_CONNECT: u8 = 1;
 pub const HOOK_SENDMSG: u8 = 2;
 pub const HOOK_INGRESS: u8 = 3;
+/// `cgroup/sock_create`: an IP socket being created.
+pub const HOOK_SOCKET: u8 = 4;
+/// The CAP_NET_RAW check of `socket(AF_PACKET)` or `socket(AF_XDP)`.
+pub const HOOK_PACKET: u8 = 5;
 
 /// The network part of one policy generation, in `PolicyConfig::network`.
 #[repr(C)]
@@ -38,8 +48,8 @@ pub struct NetworkConfig {
     pub cross_segment: u8,
     /// `ACTION_*` for flows to addresses in no segment; `ACTION_NONE` = allowed.
     pub unknown: u8,
-    /// 1 when inbound flows can be judged (a CIDR segment exists and cross-segment traffic is
-    /// denied): otherwise the ingress program leaves every packet at its first map read.
+    /// 1 when inbound flows are judged (cross-segment traffic is denied and `inbound` is not
+    /// `ignore`): otherwise the ingress program leaves every packet at its first map read.
     pub ingress: u8,
     pub _pad: u8,
 }
@@ -177,6 +187,24 @@ pub fn is_local(addr: &[u8; 16]) -> bool {
     false
 }
 
+/// Broadcast and multicast destinations: 255.255.255.255, 224.0.0.0/4, ff00::/8.
+#[inline(always)]
+pub fn is_broadcast(addr: &[u8; 16]) -> bool {
+    if addr[0] == 0xff {
+        return true;
+    }
+    let mut zeros10 = true;
+    let mut i = 0;
+    while i < 10 {
+        zeros10 &= addr[i] == 0;
+        i += 1;
+    }
+    if !(zeros10 && addr[10] == 0xff && addr[11] == 0xff) {
+        return false;
+    }
+    (addr[12] & 0xf0) == 0xe0 || (addr[12] & addr[13] & addr[14] & addr[15]) == 0xff
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +226,19 @@ mod tests {
         fd[0] = 0xfd;
         fd[15] = 1;
         assert!(!is_local(&fd));
+        assert!(is_broadcast(&mapped_v4(u32::from_ne_bytes([
+            255, 255, 255, 255
+        ]))));
+        assert!(is_broadcast(&mapped_v4(u32::from_ne_bytes([
+            224, 0, 0, 251
+        ]))));
+        assert!(!is_broadcast(&mapped_v4(u32::from_ne_bytes([
+            10, 0, 0, 255
+        ]))));
+        let mut mc = [0u8; 16];
+        mc[0] = 0xff;
+        mc[1] = 0x02;
+        assert!(is_broadcast(&mc));
+        assert!(!is_broadcast(&fd));
     }
 }

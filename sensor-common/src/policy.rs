@@ -54,6 +54,10 @@ const _: () = assert!(core::mem::size_of::<CgroupPolicy>() == 24);
 /// ruleset id).
 pub const EXEC_PATH_LEN: usize = 248;
 
+/// Bytes of a path's end that suffix patterns are matched against: a suffix pattern (`*/nc`,
+/// `*.sh`) is at most this long.
+pub const SUFFIX_LEN: usize = 64;
+
 /// Data of the `EXEC_PREFIX` and `EXEC_SUFFIX` LPM trie keys (the key is
 /// `{ prefix_len: u32, data: ExecKeyData }`): the ruleset id, always matched whole, then the
 /// path — forward for exact and prefix patterns (NUL-terminated for exact ones), reversed for

@@ -216,11 +216,19 @@ fn scope(cap: u32) -> Option<Scope> {
     Some(Scope { cgroup_id, active })
 }
 
+/// Flags of one check, packed for the global functions below (which take scalars only).
+const GRANTED: u64 = 1;
+const QUIET: u64 = 2;
+const SECONDARY: u64 = 4;
+const SOURCE_SHIFT: u64 = 8;
+
 /// Applies the syscall rules judged at capability checks (`syscall::at_capability_check`),
-/// then the capability rules. Returns the LSM answer (0 or -EPERM).
+/// then the capability rules, then the packet-socket check. Returns the LSM answer (0 or
+/// -EPERM). Each part is a global function, verified once on its own: inlined, the verifier
+/// walks the product of their paths (more than a million instructions on 5.10).
 #[inline(always)]
 fn on_check<C: EbpfContext>(
-    ctx: &C,
+    _ctx: &C,
     scope: Scope,
     cap: u32,
     granted: bool,
@@ -233,25 +241,73 @@ fn on_check<C: EbpfContext>(
     // SAFETY: reading a static; volatile so the loader's values are used.
     let secondary =
         source != SOURCE_LSM && unsafe { core::ptr::read_volatile(&CAP_CONFIG) }.refused_only != 0;
-    let by_syscall = crate::syscall::at_capability_check(
-        syscall,
-        scope.active,
-        source == SOURCE_LSM,
-        !secondary,
-    );
-    let by_capability = on_cap_check(ctx, scope, cap, granted, quiet, syscall, source);
-    if by_syscall != 0 {
-        by_syscall
-    } else {
-        by_capability
+    let mut flags = (source as u64) << SOURCE_SHIFT;
+    if granted {
+        flags |= GRANTED;
     }
+    if quiet {
+        flags |= QUIET;
+    }
+    if secondary {
+        flags |= SECONDARY;
+    }
+    // The answers are 0 or -EPERM; the verifier sees only a number, and an LSM program must
+    // provably return an errno (6.12+ check): the answer is rebuilt from constants below.
+    let by_syscall = capability_syscall_rules(syscall as u64, scope.cgroup_id, flags) != 0;
+    let by_capability = capability_rules(cap as u64, syscall as u64, scope.cgroup_id, flags) != 0;
+    // A packet socket in a segmented container: refused where this is the LSM hook, its
+    // creator killed elsewhere.
+    if granted
+        && !secondary
+        && crate::network::network_packet_socket(cap as u64, syscall as u64) != 0
+    {
+        if source == SOURCE_LSM {
+            return -EPERM;
+        }
+        crate::process::kill_current();
+    }
+    if by_syscall || by_capability {
+        -EPERM
+    } else {
+        0
+    }
+}
+
+/// The syscall rules judged at this check (global: see `on_check`).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn capability_syscall_rules(syscall: u64, cgroup_id: u64, flags: u64) -> i64 {
+    let source = (flags >> SOURCE_SHIFT) as u8;
+    crate::syscall::at_capability_check(
+        syscall as i32,
+        policy::active(cgroup_id),
+        source == SOURCE_LSM,
+        flags & SECONDARY == 0,
+    ) as i64
+}
+
+/// The capability rules of this check (global: see `on_check`).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn capability_rules(cap: u64, syscall: u64, cgroup_id: u64, flags: u64) -> i64 {
+    let scope = Scope {
+        cgroup_id,
+        active: policy::active(cgroup_id),
+    };
+    on_cap_check(
+        scope,
+        cap as u32,
+        flags & GRANTED != 0,
+        flags & QUIET != 0,
+        syscall as i32,
+        (flags >> SOURCE_SHIFT) as u8,
+    ) as i64
 }
 
 /// Counts the check, applies the container's capability rules, emits what must be seen.
 /// Returns the LSM answer (0 or -EPERM).
 #[inline(always)]
-fn on_cap_check<C: EbpfContext>(
-    ctx: &C,
+fn on_cap_check(
     scope: Scope,
     cap: u32,
     granted: bool,
@@ -260,6 +316,7 @@ fn on_cap_check<C: EbpfContext>(
     source: u8,
 ) -> i32 {
     let Scope { cgroup_id, active } = scope;
+    let cap = cap & 63;
 
     // A use (granted, not quiet) under a rule is a violation.
     let mut verdict = Verdict::default();
@@ -309,45 +366,39 @@ fn on_cap_check<C: EbpfContext>(
     }
 
     // Enforced violations are never aggregated away: each is an event of its own.
-    if verdict.enforced != 0 {
-        emit(ctx, cap, syscall, granted, quiet, source, verdict);
-        return answer;
-    }
-    let key = CapKey {
-        cgroup_id,
-        syscall,
-        cap: cap as u8,
-        granted: u8::from(granted),
-        quiet: u8::from(quiet),
-        _pad: 0,
-    };
-    // Per-CPU counters: no atomics needed (and none the 5.10 verifier lacks).
-    match CAP_SEEN.get_ptr_mut(key) {
-        Some(count) => {
-            // SAFETY: this CPU's slot of a per-CPU value; no other program touches it now.
-            unsafe { *count += 1 };
-        }
-        None => {
-            if CAP_SEEN.insert(key, 1, 0).is_err() {
-                // Full: this check cannot be counted, so it is reported on its own.
-                count_lost(kind::CAPABILITY_UNAGGREGATED);
+    let must_emit = verdict.enforced != 0 || {
+        let key = CapKey {
+            cgroup_id,
+            syscall,
+            cap: cap as u8,
+            granted: u8::from(granted),
+            quiet: u8::from(quiet),
+            _pad: 0,
+        };
+        // Per-CPU counters: no atomics needed (and none the 5.10 verifier lacks).
+        match CAP_SEEN.get_ptr_mut(key) {
+            Some(count) => {
+                // SAFETY: this CPU's slot of a per-CPU value; no other program touches it now.
+                unsafe { *count += 1 };
+                false
             }
-            emit(ctx, cap, syscall, granted, quiet, source, verdict);
+            None => {
+                if CAP_SEEN.insert(key, 1, 0).is_err() {
+                    // Full: this check cannot be counted, so it is reported on its own.
+                    count_lost(kind::CAPABILITY_UNAGGREGATED);
+                }
+                true
+            }
         }
+    };
+    if must_emit {
+        emit(cap, syscall, granted, quiet, source, verdict);
     }
     answer
 }
 
 #[inline(always)]
-fn emit<C: EbpfContext>(
-    _ctx: &C,
-    cap: u32,
-    syscall: i32,
-    granted: bool,
-    quiet: bool,
-    source: u8,
-    verdict: Verdict,
-) {
+fn emit(cap: u32, syscall: i32, granted: bool, quiet: bool, source: u8, verdict: Verdict) {
     let Some(mut entry) = EVENTS.reserve::<CapabilityEvent>(0) else {
         count_lost(kind::CAPABILITY);
         return;

@@ -48,6 +48,11 @@ const EPERM: i32 = 1;
 const MAX_JUDGED: usize = EXEC_PATH_LEN - 1;
 /// Components followed from a file up to the root, mount crossings included.
 const WALK_STEPS: usize = 40;
+/// Bytes of a path's end that suffix patterns (`*/nc`) are matched against
+/// (`sensor_common::policy::SUFFIX_LEN`).
+const SUFFIX_LEN: usize = sensor_common::policy::SUFFIX_LEN;
+/// Bytes of argv[0] (and of a loader's first argument) read to judge the program they name.
+const ARGV0_LEN: usize = 128;
 /// Components a judged path may have.
 const DEPTH: usize = 32;
 
@@ -183,6 +188,16 @@ fn masked(x: usize, mask: usize) -> usize {
     core::hint::black_box(x) & mask
 }
 
+/// Copies `len` bytes between kernel buffers (the scratch, a reservation) with one helper
+/// call instead of a loop the verifier walks byte by byte. `len` is a constant; the caller
+/// keeps both ranges inside their buffers.
+#[inline(always)]
+fn copy(dst: *mut u8, src: *const u8, len: usize) {
+    // SAFETY: bpf_probe_read_kernel copies `len` bytes, reporting a fault instead of taking
+    // it; the verifier checks that the destination range is within its map value.
+    unsafe { bpf_probe_read_kernel(dst.cast(), len as u32, src.cast()) };
+}
+
 /// Reads loop state `i` from memory (see `ExecScratch::v`).
 #[inline(always)]
 fn get(s: &ExecScratch, i: usize) -> usize {
@@ -295,14 +310,18 @@ fn judge_body(s: &mut ExecScratch, len: usize, what: u8) -> i64 {
     } else {
         len
     };
-    for i in 0..EXEC_PATH_LEN {
-        s.forward.data.path[i] = s.path[i & 0x1ff];
-    }
+    copy(
+        s.forward.data.path.as_mut_ptr(),
+        s.path.as_ptr(),
+        EXEC_PATH_LEN,
+    );
     // Exact patterns end with the NUL: match it too.
     s.forward.data.path[len & 0xff] = 0;
     s.forward.prefix_len = 32 + 8 * (len as u32 + 1);
-    s.reverse.prefix_len = 32 + 8 * len as u32;
-    for i in 0..EXEC_PATH_LEN {
+    // Suffix patterns are at most SUFFIX_LEN bytes: only the path's end is reversed.
+    let tail = if len < SUFFIX_LEN { len } else { SUFFIX_LEN };
+    s.reverse.prefix_len = 32 + 8 * tail as u32;
+    for i in 0..SUFFIX_LEN {
         let j = masked(len.wrapping_sub(1).wrapping_sub(i), 0x1ff);
         s.reverse.data.path[i] = s.path[j];
     }
@@ -330,9 +349,7 @@ fn judge_body(s: &mut ExecScratch, len: usize, what: u8) -> i64 {
         }
     }
     if decided {
-        for i in 0..PATH_LEN {
-            s.matched[i] = s.path[i & 0x1ff];
-        }
+        copy(s.matched.as_mut_ptr(), s.path.as_ptr(), PATH_LEN);
         s.matched_len = len as u32;
     }
     0
@@ -477,6 +494,7 @@ fn judge_name_body(s: &mut ExecScratch, raw_len: usize, what: u8) -> i64 {
         return -1;
     }
     let mut len = n as usize;
+    s.name_base = 0;
     if len > 5 && starts_with(&s.path, b"/dev/fd/") {
         return -1;
     }
@@ -495,13 +513,18 @@ fn judge_name_body(s: &mut ExecScratch, raw_len: usize, what: u8) -> i64 {
         }
         let cut = third + 5;
         let rest = masked(len - cut.min(len), 0xff);
-        for i in 0..EXEC_PATH_LEN {
-            if i >= rest {
-                break;
-            }
-            s.path[masked(i, 0x1ff)] = s.path[masked(i + cut, 0x1ff)];
-        }
+        s.name_base = (last_component(s) - cut.min(last_component(s))).max(1) as u32;
+        // Through the raw buffer: the helper must not copy a range onto itself.
+        copy(
+            s.raw.as_mut_ptr(),
+            s.path.as_ptr().wrapping_add(cut & 0xff),
+            256,
+        );
+        copy(s.path.as_mut_ptr(), s.raw.as_ptr(), 256);
         len = rest;
+    }
+    if s.name_base == 0 {
+        s.name_base = last_component(s) as u32;
     }
     judge(s, len, what);
     len as i64
@@ -516,25 +539,15 @@ fn starts_with(buf: &[u8; 512], prefix: &[u8]) -> bool {
     ok
 }
 
-/// Offset just past the last `/` of `s.path[..len]` (`file` 0) or `s.file[..len]` (1).
+/// Where the last component of the path just resolved or normalised starts (just past its
+/// `/`), from the component starts the walk recorded.
 #[inline(always)]
-fn basename_at_body(s: &mut ExecScratch, file: usize, len: usize) -> usize {
-    let len = masked(len, 0x1ff);
-    set(s, AT, 0);
-    for i in 0..EXEC_PATH_LEN {
-        if i >= len {
-            break;
-        }
-        let c = if file != 0 {
-            s.file[i & 0xff]
-        } else {
-            s.path[i & 0x1ff]
-        };
-        if c == b'/' {
-            set(s, AT, i + 1);
-        }
+fn last_component(s: &ExecScratch) -> usize {
+    let depth = s.depth as usize;
+    if depth == 0 {
+        return 1;
     }
-    get(s, AT) & 0xff
+    (s.stack[(depth - 1) & (DEPTH - 1)] as usize + 1) & 0xff
 }
 
 /// Stage 1: the file that runs — its path from the root (judged), its origin and identity.
@@ -555,11 +568,9 @@ fn stage_file_body(s: &mut ExecScratch, bprm: *const u8) -> i64 {
             if n >= 0 {
                 let n = (n as usize).min(MAX_JUDGED);
                 judge(s, n, MATCHED_FILE);
-                for i in 0..PATH_LEN {
-                    s.file[i] = s.path[i];
-                }
+                copy(s.file.as_mut_ptr(), s.path.as_ptr(), PATH_LEN);
                 s.file_len = if n == 0 { 1 } else { n as u32 };
-                s.file_base = basename_at(s, 0, n) as u32;
+                s.file_base = last_component(s) as u32;
             } else {
                 s.flags |= FLAG_FILE_UNREACHABLE;
             }
@@ -602,7 +613,7 @@ fn stage_name_body(s: &mut ExecScratch, bprm: *const u8) -> i64 {
 fn stage_argv0_body(s: &mut ExecScratch) -> i64 {
     set(s, AT, 0);
     set(s, AUX, 0);
-    for i in 0..EXEC_PATH_LEN {
+    for i in 0..ARGV0_LEN {
         let c = s.args[i];
         if c == 0 {
             break;
@@ -617,20 +628,23 @@ fn stage_argv0_body(s: &mut ExecScratch) -> i64 {
     if s.args[base] == b'-' {
         base += 1;
     }
-    if end <= base || end >= EXEC_PATH_LEN {
+    if end <= base {
         return 0;
     }
-    let arg_len = masked(end - base, 0x1ff);
+    // An argv[0] longer than read here names something this cannot judge.
+    if end >= ARGV0_LEN {
+        unjudgeable(s);
+        return 0;
+    }
+    let arg_len = masked(end - base, 0x7f);
     let file_len = (s.file_len as usize) & 0x1ff;
     let file_base = (s.file_base as usize) & 0xff;
     // The directory part: of the name (still in s.path), else of the file.
     let name_len = s.name_len;
     let dir_end = if name_len >= 0 {
-        basename_at(s, 0, name_len as usize & 0x1ff)
+        (s.name_base as usize) & 0xff
     } else if file_len > 0 {
-        for i in 0..PATH_LEN {
-            s.path[i] = s.file[i];
-        }
+        copy(s.path.as_mut_ptr(), s.file.as_ptr(), PATH_LEN);
         file_base
     } else {
         return 0;
@@ -650,12 +664,11 @@ fn stage_argv0_body(s: &mut ExecScratch) -> i64 {
         unjudgeable(s);
         return 0;
     }
-    for i in 0..EXEC_PATH_LEN {
-        if i >= arg_len {
-            break;
-        }
-        s.path[masked(dir_end + i, 0x1ff)] = s.args[masked(base + i, 0x3ff)];
-    }
+    copy(
+        s.path.as_mut_ptr().wrapping_add(dir_end & 0xff),
+        s.args.as_ptr().wrapping_add(base & 0xff),
+        256,
+    );
     judge(s, dir_end + arg_len, MATCHED_ARGV0);
     0
 }
@@ -664,26 +677,38 @@ fn stage_argv0_body(s: &mut ExecScratch) -> i64 {
 /// `s.args` at slot `AT`, `AUX` of them.
 #[inline(always)]
 fn same_name_body(s: &mut ExecScratch, file: usize, at: usize, len: usize) -> bool {
-    let base = get(s, AT) & 0x3ff;
-    let arg_len = masked(get(s, AUX), 0x1ff);
-    if len != arg_len {
+    let base = get(s, AT) & 0xff;
+    let arg_len = get(s, AUX) & 0x7f;
+    if len != arg_len || len > 64 {
         return false;
     }
-    set(s, C0, 1);
-    for i in 0..EXEC_PATH_LEN {
-        if i >= arg_len {
-            break;
-        }
-        let c = if file != 0 {
-            s.file[masked(at + i, 0xff)]
+    // Both names into 64-byte words, zero-padded, compared as words: no byte loop.
+    let mut a = [0u64; 8];
+    let mut b = [0u64; 8];
+    let from = if file != 0 {
+        s.file.as_ptr().wrapping_add(at & 0xff)
+    } else {
+        s.path.as_ptr().wrapping_add(at & 0xff)
+    };
+    copy(a.as_mut_ptr().cast(), from, 64);
+    copy(
+        b.as_mut_ptr().cast(),
+        s.args.as_ptr().wrapping_add(base),
+        64,
+    );
+    let mut same = true;
+    for w in 0..8 {
+        // Bytes past the name are masked off: a word holds bytes 8w..8w+8.
+        let keep = if len >= 8 * (w + 1) {
+            u64::MAX
+        } else if len <= 8 * w {
+            0
         } else {
-            s.path[masked(at + i, 0x1ff)]
+            u64::MAX >> (8 * (8 * (w + 1) - len))
         };
-        if c != s.args[masked(base + i, 0x3ff)] {
-            set(s, C0, 0);
-        }
+        same &= (a[w] & keep) == (b[w] & keep);
     }
-    get(s, C0) != 0
+    same
 }
 
 /// Stage 4: a script's interpreter (`#!`), as its line names it.
@@ -740,7 +765,7 @@ fn stage_loader_body(s: &mut ExecScratch) -> i64 {
     }
     s.flags |= FLAG_LOADER;
     set(s, AT, 0);
-    for i in 0..EXEC_PATH_LEN {
+    for i in 0..ARGV0_LEN {
         if s.args[i] == 0 {
             set(s, AT, i + 1);
             break;
@@ -756,7 +781,7 @@ fn stage_loader_body(s: &mut ExecScratch) -> i64 {
         return 0;
     }
     set(s, AUX, 0);
-    for i in 0..EXEC_PATH_LEN {
+    for i in 0..ARGV0_LEN {
         let c = s.args[masked(start + i, 0x3ff)];
         s.raw[i] = c;
         if c == 0 {
@@ -765,7 +790,7 @@ fn stage_loader_body(s: &mut ExecScratch) -> i64 {
         set(s, AUX, i + 1);
     }
     let len = get(s, AUX) & 0x1ff;
-    if len >= MAX_JUDGED {
+    if len >= ARGV0_LEN - 1 {
         unjudgeable(s);
         return 0;
     }
@@ -844,7 +869,6 @@ global!(exec_resolve => resolve_body(mnt: *const u8 as usize, dentry: *const u8 
 global!(exec_normalize => normalize_body(start: usize as usize, raw_len: usize as usize) -> i64);
 global!(exec_judge => judge_body(len: usize as usize, what: u8 as u8) -> i64);
 global!(exec_judge_name => judge_name_body(raw_len: usize as usize, what: u8 as u8) -> i64);
-global!(exec_basename_at => basename_at_body(file: usize as usize, len: usize as usize) -> usize);
 global!(exec_same_name => same_name_body(file: usize as usize, at: usize as usize, len: usize as usize) -> bool);
 global!(exec_stage_file => stage_file_body(bprm: *const u8 as usize) -> i64);
 global!(exec_stage_name => stage_name_body(bprm: *const u8 as usize) -> i64);
@@ -852,6 +876,7 @@ global!(exec_stage_argv0 => stage_argv0_body() -> i64);
 global!(exec_stage_interpreter => stage_interpreter_body(bprm: *const u8 as usize) -> i64);
 global!(exec_stage_loader => stage_loader_body() -> i64);
 global!(exec_begin => begin_body(ruleset: u32 as u32) -> i64);
+global!(exec_read_argv => read_argv_body() -> i64);
 global!(exec_read_inputs => read_inputs_body(bprm: *const u8 as usize, args: usize as usize) -> i64);
 
 #[inline(always)]
@@ -882,28 +907,24 @@ fn judge_name(_s: &mut ExecScratch, raw_len: usize, what: u8) -> i64 {
     exec_judge_name(raw_len as u64, what as u64)
 }
 #[inline(always)]
-fn basename_at(_s: &mut ExecScratch, file: usize, len: usize) -> usize {
-    (exec_basename_at(file as u64, len as u64) as usize) & 0xff
-}
-#[inline(always)]
 fn same_name(_s: &mut ExecScratch, file: usize, at: usize, len: usize) -> bool {
     exec_same_name(file as u64, at as u64, len as u64) == 1
 }
 #[inline(always)]
-fn stage_file(_s: &mut ExecScratch, bprm: *const u8) -> i64 {
-    exec_stage_file(bprm as u64)
+fn stage_file(s: &mut ExecScratch, bprm: *const u8) -> i64 {
+    exec_stage_file(launder(s, bprm))
 }
 #[inline(always)]
-fn stage_name(_s: &mut ExecScratch, bprm: *const u8) -> i64 {
-    exec_stage_name(bprm as u64)
+fn stage_name(s: &mut ExecScratch, bprm: *const u8) -> i64 {
+    exec_stage_name(launder(s, bprm))
 }
 #[inline(always)]
 fn stage_argv0(_s: &mut ExecScratch) -> i64 {
     exec_stage_argv0()
 }
 #[inline(always)]
-fn stage_interpreter(_s: &mut ExecScratch, bprm: *const u8) -> i64 {
-    exec_stage_interpreter(bprm as u64)
+fn stage_interpreter(s: &mut ExecScratch, bprm: *const u8) -> i64 {
+    exec_stage_interpreter(launder(s, bprm))
 }
 #[inline(always)]
 fn stage_loader(_s: &mut ExecScratch) -> i64 {
@@ -914,8 +935,19 @@ fn begin(_s: &mut ExecScratch, ruleset: u32) -> i64 {
     exec_begin(ruleset as u64)
 }
 #[inline(always)]
-fn read_inputs(_s: &mut ExecScratch, bprm: *const u8, args: usize) -> i64 {
-    exec_read_inputs(bprm as u64, args as u64)
+fn read_inputs(s: &mut ExecScratch, bprm: *const u8, args: usize) -> i64 {
+    exec_read_inputs(launder(s, bprm), args as u64)
+}
+
+/// A kernel pointer as a plain number, which is all a global function may take on 5.10 (an
+/// LSM hook's `bprm` is a typed pointer to the verifier): written to the scratch and read back.
+#[inline(always)]
+fn launder(s: &mut ExecScratch, p: *const u8) -> u64 {
+    // SAFETY: volatile accesses of the scratch value, so that the number is a load from memory.
+    unsafe {
+        core::ptr::write_volatile(&mut s.bprm, p as u64);
+        core::ptr::read_volatile(&s.bprm)
+    }
 }
 
 /// Judges the exec of `bprm` under every name (`with_args`: argv[0] and the loader's program
@@ -1102,6 +1134,77 @@ fn read_inputs_body(s: &mut ExecScratch, bprm: *const u8, args: usize) -> i64 {
     0
 }
 
+#[cfg(bpf_target_arch = "x86_64")]
+const NR_EXECVE: i32 = 59;
+#[cfg(bpf_target_arch = "x86_64")]
+const NR_EXECVEAT: i32 = 322;
+#[cfg(not(bpf_target_arch = "x86_64"))]
+const NR_EXECVE: i32 = 221;
+#[cfg(not(bpf_target_arch = "x86_64"))]
+const NR_EXECVEAT: i32 = 281;
+/// How many of argv's strings `read_argv` copies.
+const ARGV_MAX: usize = 32;
+
+/// At bprm_check_security the new image has no memory yet: the arguments are read as the
+/// caller passed them to execve/execveat, from its argv array in the memory it still has.
+/// Copies the caller's argv strings, NUL-separated as in the new image's memory, into
+/// `s.args`. A 32-bit caller's array holds 4-byte pointers.
+#[inline(always)]
+fn read_argv_body(s: &mut ExecScratch) -> i64 {
+    let o = offsets();
+    let (nr, compat) = crate::task::current_call(&o);
+    let args = crate::task::syscall_args(&o);
+    let argv = match nr {
+        NR_EXECVE => args[1],
+        NR_EXECVEAT => args[2],
+        _ => return 0,
+    };
+    if argv == 0 {
+        return 0;
+    }
+    let width = if compat { 4 } else { 8 };
+    let mut at = 0usize;
+    for i in 0..ARGV_MAX {
+        let slot = (argv as usize).wrapping_add(i * width) as *const core::ffi::c_void;
+        let mut ptr = 0u64;
+        // SAFETY: the helper reads user memory without faulting; `width` <= 8 bytes of `ptr`.
+        if unsafe { bpf_probe_read_user((&raw mut ptr).cast(), width as u32, slot) } != 0
+            || ptr == 0
+        {
+            break;
+        }
+        // Each string starts in the buffer's first half and is read up to half its size:
+        // bounds the verifier proves without relating them.
+        if at >= ARGS_LEN / 2 {
+            s.flags |= FLAG_ARGS_TRUNCATED;
+            break;
+        }
+        // SAFETY: at most ARGS_LEN/2 bytes from below ARGS_LEN/2, inside `s.args`; the helper
+        // NUL-terminates.
+        let n = unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_user_str(
+                s.args
+                    .as_mut_ptr()
+                    .wrapping_add(masked(at, ARGS_LEN / 2 - 1))
+                    .cast(),
+                (ARGS_LEN / 2) as u32,
+                ptr as *const core::ffi::c_void,
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+        at += n as usize;
+        if n as usize >= ARGS_LEN / 2 {
+            s.flags |= FLAG_ARGS_TRUNCATED;
+            break;
+        }
+    }
+    s.args_len = at.min(ARGS_LEN) as u32;
+    s.args[ARGS_LEN - 1] = 0;
+    0
+}
+
 /// Raw tracepoint: `TP_PROTO(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
@@ -1186,6 +1289,7 @@ pub fn bprm_check_security(ctx: LsmContext) -> i32 {
     let s = unsafe { &mut *s };
     // SAFETY: a hash map lookup with a valid key.
     s.container = u8::from(unsafe { CGROUP_POLICY.get(cgroup) }.is_some());
+    // The arguments are read only for an exec the rules deny (the event reports it).
     read_inputs(s, bprm, 0);
     judge_exec(s, bprm, active.ruleset, false);
     let tgid = crate::process::current_tgid();
@@ -1200,8 +1304,10 @@ pub fn bprm_check_security(ctx: LsmContext) -> i32 {
         return 0;
     }
     v.enforced = ENFORCED_LSM;
-    if v.action == ACTION_KILL {
-        crate::process::kill_current();
+    exec_read_argv();
+    // `kill`: the exec is refused and its caller dies; the event says it was killed.
+    if v.action == ACTION_KILL && crate::process::kill_current() {
+        v.enforced = ENFORCED_SIGNAL;
     }
     match EVENTS.reserve::<ExecEvent>(0) {
         Some(mut entry) => {

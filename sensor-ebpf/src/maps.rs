@@ -125,6 +125,9 @@ pub struct ExecScratch {
     /// The dentries of a walk to the root, innermost first.
     pub dentries: [u64; 32],
     pub depth: u32,
+    /// Where the last component of the judged name starts.
+    pub name_base: u32,
+    pub _pad2: u32,
     /// Loop state kept in memory rather than registers (`exec.rs`: `get`/`set`): the
     /// verifier then sees unknown values instead of one exact value per path, and can prune.
     pub v: [u32; 8],
@@ -147,6 +150,8 @@ pub struct ExecScratch {
     pub pwd_mnt: u64,
     pub pwd_dentry: u64,
     pub file_inode: u64,
+    /// The exec's `linux_binprm`, as a number (`exec.rs`: `launder`).
+    pub bprm: u64,
     pub deny_action: u8,
     pub deny_matched: u8,
     pub allow_matched: u8,

@@ -19,17 +19,17 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
         generated::bpf_send_signal,
     },
-    macros::{cgroup_skb, cgroup_sock_addr, tracepoint},
+    macros::{cgroup_skb, cgroup_sock, cgroup_sock_addr, tracepoint},
     maps::lpm_trie::Key,
-    programs::{SkBuffContext, SockAddrContext, TracePointContext},
+    programs::{SkBuffContext, SockAddrContext, SockContext, TracePointContext},
 };
 use sensor_common::{
     EventHeader, kind,
     network::{
         AddrKey, CidrKeyData, DIRECTION_EGRESS, DIRECTION_INGRESS, FlowKey, HOOK_CONNECT,
-        HOOK_INGRESS, HOOK_SENDMSG, NetKey, NetworkConfig, NetworkEvent, NetworkHooks, PROTO_OTHER,
-        PROTO_TCP, PROTO_UDP, REASON_ALLOWED, REASON_CROSS_SEGMENT, REASON_UNKNOWN, is_local,
-        mapped_v4,
+        HOOK_INGRESS, HOOK_PACKET, HOOK_SENDMSG, HOOK_SOCKET, NetKey, NetworkConfig, NetworkEvent,
+        NetworkHooks, PROTO_OTHER, PROTO_TCP, PROTO_UDP, REASON_ALLOWED, REASON_BROADCAST,
+        REASON_CROSS_SEGMENT, REASON_SOCKET, REASON_UNKNOWN, is_broadcast, is_local, mapped_v4,
     },
     policy::{ACTION_BLOCK, ACTION_KILL, ACTION_NONE, ENFORCED_SIGNAL, MODE_ENFORCE, Verdict},
 };
@@ -160,7 +160,19 @@ fn judge(flow: &Flow, from_remote: bool) -> Option<Judged> {
         local_segments: local,
         remote_segments: remote,
     };
-    if local == 0 || local & remote != 0 {
+    if local == 0 {
+        return Some(judged);
+    }
+    // Broadcast and multicast reach every segment on the link: a segmented container sends
+    // them only where cross-segment traffic is allowed.
+    if !from_remote && is_broadcast(&flow.remote) {
+        if net.cross_segment != ACTION_NONE {
+            judged.action = net.cross_segment;
+            judged.reason = REASON_BROADCAST;
+        }
+        return Some(judged);
+    }
+    if local & remote != 0 {
         return Some(judged);
     }
     if remote == 0 {
@@ -414,8 +426,9 @@ pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
 const TCP_SYN: u8 = 0x02;
 const TCP_ACK: u8 = 0x10;
 
-/// New flows arriving at a container from an address outside every container (containers'
-/// own connects were judged at their connect): a TCP SYN, or any UDP datagram.
+/// New flows arriving at a segmented container (a TCP SYN, or any UDP datagram), judged by the
+/// segments of both ends: what crosses segments without an `allow` entry is dropped, whether
+/// it comes from a CIDR segment or from a container whose connect named another address.
 #[cgroup_skb(ingress)]
 pub fn ingress(ctx: SkBuffContext) -> i32 {
     on_ingress(&ctx).unwrap_or(ALLOW)
@@ -512,15 +525,9 @@ fn on_ingress(ctx: &SkBuffContext) -> Option<i32> {
     if policy.segments[generation] == 0 {
         return None;
     }
-    // From another container: judged at that container's connect or sendmsg.
-    let key = AddrKey {
-        generation: generation as u32,
-        addr: remote,
-    };
-    // SAFETY: a hash map lookup with a valid key.
-    if unsafe { NET_ADDRS.get(key) }.is_some() {
-        return None;
-    }
+    // From another container too: its connect judged the address it asked for, and a flow
+    // that arrives here across segments came another way (a port published on the host, a
+    // Kubernetes service, any DNAT, a subnet broadcast).
     let ports = [l4hdr[0], l4hdr[1], l4hdr[2], l4hdr[3]];
     let flow = Flow {
         cgroup_id,
@@ -547,6 +554,126 @@ fn on_ingress(ctx: &SkBuffContext) -> Option<i32> {
     }
     record(&flow, &judged, 0, false);
     None
+}
+
+const AF_INET: u32 = 2;
+const AF_INET6: u32 = 10;
+const SOCK_STREAM: u32 = 1;
+const SOCK_DGRAM: u32 = 2;
+
+/// `cgroup/sock_create`, at the root: an IP socket the segment hooks cannot judge (raw IP,
+/// ICMP datagrams, SCTP, anything but TCP and UDP) created in a segmented container where
+/// segmentation denies something. Such a socket reaches any address without a connect or a
+/// UDP send the hooks see, so it is refused (EPERM) under `block` and `kill`.
+#[cgroup_sock(sock_create)]
+pub fn sock_create(ctx: SockContext) -> i32 {
+    // SAFETY: the context pointer is the kernel's; field reads are rewritten by the verifier.
+    let (family, ty, protocol) = unsafe {
+        let sk = &*ctx.sock;
+        (sk.family, sk.type_, sk.protocol)
+    };
+    if family != AF_INET && family != AF_INET6 {
+        return ALLOW;
+    }
+    let judged_by_hooks = (ty == SOCK_STREAM && (protocol == 0 || protocol == PROTO_TCP as u32))
+        || (ty == SOCK_DGRAM && (protocol == 0 || protocol == PROTO_UDP as u32));
+    if judged_by_hooks {
+        return ALLOW;
+    }
+    match unjudged_socket(protocol as u8, HOOK_SOCKET) {
+        Some(true) => DENY,
+        _ => ALLOW,
+    }
+}
+
+/// A socket of a kind no segment hook can judge, in the current (segmented) container:
+/// `Some(true)` when it must be refused, `Some(false)` when only reported, `None` when no rule
+/// applies.
+#[inline(always)]
+fn unjudged_socket(protocol: u8, hook: u8) -> Option<bool> {
+    let config = POLICY.get(0)?;
+    let generation = (config.generation & 1) as usize;
+    let cgroup_id = crate::process::subject_cgroup();
+    // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
+    let policy = unsafe { CGROUP_POLICY.get(cgroup_id) }?;
+    let local = policy.segments[generation];
+    let net = config.network[generation];
+    let action = if net.cross_segment > net.unknown {
+        net.cross_segment
+    } else {
+        net.unknown
+    };
+    if local == 0 || action == ACTION_NONE {
+        return None;
+    }
+    let flow = Flow {
+        cgroup_id,
+        remote: [0; 16],
+        local: [0; 16],
+        remote_port: 0,
+        local_port: 0,
+        protocol,
+        direction: DIRECTION_EGRESS,
+        hook,
+    };
+    let enforce = config.mode == MODE_ENFORCE;
+    let judged = Judged {
+        action: if enforce && action >= ACTION_BLOCK {
+            ACTION_BLOCK
+        } else {
+            action
+        },
+        reason: REASON_SOCKET,
+        generation: generation as u8,
+        enforce,
+        local_segments: local,
+        remote_segments: 0,
+    };
+    let refuse = enforce && action >= ACTION_BLOCK;
+    record(
+        &flow,
+        &judged,
+        if refuse { BLOCKED } else { 0 },
+        hooks().task != 0,
+    );
+    Some(refuse)
+}
+
+const AF_PACKET: u64 = 17;
+const AF_XDP: u64 = 44;
+const CAP_NET_RAW: u32 = 13;
+#[cfg(bpf_target_arch = "x86_64")]
+const NR_SOCKET: i32 = 41;
+#[cfg(not(bpf_target_arch = "x86_64"))]
+const NR_SOCKET: i32 = 198;
+
+/// `io_uring_enter`: the same number on x86_64 and aarch64.
+const NR_IO_URING_ENTER: i32 = 426;
+
+/// Packet and XDP sockets bypass the IP stack and every cgroup hook; creating one checks
+/// CAP_NET_RAW, and the capability programs ask here: in a segmented container where
+/// segmentation denies something, the socket is refused (EPERM, where the check is seen by
+/// BPF LSM) or its creator killed (elsewhere). A CAP_NET_RAW check whose socket family cannot
+/// be read — in an io_uring request (`IORING_OP_SOCKET`), a 32-bit `socketcall`, outside any
+/// known syscall — is taken for one (fail closed). Global (verified once, on its own); 1 when
+/// the socket must not be created.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn network_packet_socket(cap: u64, syscall: u64) -> i64 {
+    if cap as u32 != CAP_NET_RAW {
+        return 0;
+    }
+    let nr = syscall as i32;
+    let creates = if nr == NR_SOCKET {
+        let family = crate::task::syscall_args(&offsets())[0];
+        family == AF_PACKET || family == AF_XDP
+    } else {
+        nr < 0 || nr == NR_IO_URING_ENTER || nr as u32 == sensor_common::syscall::NR_COMPAT_ONLY
+    };
+    if !creates {
+        return 0;
+    }
+    i64::from(unjudged_socket(0, HOOK_PACKET) == Some(true))
 }
 
 /// Where a cgroup program may not signal: the connect, sendto, sendmsg or sendmmsg that a

@@ -281,9 +281,16 @@ fn escape(moved: u32, from: u64, to: u64, via: u8) {
 /// operation (`doomed`).
 #[inline(always)]
 pub fn kill_current() -> bool {
+    process_kill_current() != 0
+}
+
+/// `kill_current`, as a global function: verified once per program, not at every call site.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn process_kill_current() -> i64 {
     // SAFETY: the helper signals the current task; no memory is involved.
     if unsafe { bpf_send_signal(SIGKILL) } != 0 {
-        return false;
+        return 0;
     }
     let o = offsets();
     let task = current_task();
@@ -307,7 +314,7 @@ pub fn kill_current() -> bool {
             let _ = DOOMED.insert(ptgid, 1, 0);
         }
     }
-    true
+    1
 }
 
 /// Kills the current process if it was doomed (`DOOMED`, `DOOMED_FILES`); true when it was.

@@ -50,7 +50,8 @@ pub enum LoadError {
 }
 
 /// Describes a program error in one line: a failed load names the errno and the verifier's last
-/// lines instead of dumping the whole log (set SENSOR_VERIFIER_LOG=1 for all of it).
+/// few lines (its message and statistics) instead of dumping the whole log (set
+/// SENSOR_VERIFIER_LOG=1 for all of it).
 pub fn describe(err: &ProgramError) -> String {
     match err {
         ProgramError::LoadError {
@@ -65,7 +66,7 @@ pub fn describe(err: &ProgramError) -> String {
                 .lines()
                 .filter(|l| !l.trim().is_empty())
                 .rev()
-                .take(2)
+                .take(6)
                 .collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             if tail.is_empty() {
@@ -691,6 +692,12 @@ fn attach_network(
             .map_err(|e| program_error(name, &e))?;
         attached.push(name);
     }
+    // Sockets no segment hook can judge (raw, ICMP datagrams, SCTP) are judged at creation.
+    let prog: &mut aya::programs::CgroupSock = program(ebpf, "sock_create")?;
+    prog.load().map_err(|e| program_error("sock_create", &e))?;
+    prog.attach(&cgroup, mode)
+        .map_err(|e| program_error("sock_create", &e))?;
+    attached.push("sock_create");
     // Loaded now, attached only while a policy has something to judge there (`Ingress`).
     let prog: &mut CgroupSkb = program(ebpf, "ingress")?;
     prog.load().map_err(|e| program_error("ingress", &e))?;

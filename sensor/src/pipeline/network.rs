@@ -5,7 +5,8 @@ use std::{io, sync::atomic::Ordering::Relaxed};
 
 use sensor_common::{
     network::{
-        DIRECTION_INGRESS, NetKey, PROTO_TCP, PROTO_UDP, REASON_CROSS_SEGMENT, REASON_UNKNOWN,
+        DIRECTION_INGRESS, NetKey, PROTO_TCP, PROTO_UDP, REASON_BROADCAST, REASON_CROSS_SEGMENT,
+        REASON_SOCKET, REASON_UNKNOWN,
     },
     policy::{ACTION_NONE, ENFORCED_CGROUP, Verdict},
 };
@@ -22,6 +23,10 @@ fn protocol_name(p: u8) -> &'static str {
     match p {
         PROTO_TCP => "tcp",
         PROTO_UDP => "udp",
+        1 => "icmp",
+        58 => "icmpv6",
+        132 => "sctp",
+        255 => "raw",
         _ => "other",
     }
 }
@@ -31,6 +36,8 @@ fn rule_name(reason: u8) -> Option<&'static str> {
     match reason {
         REASON_CROSS_SEGMENT => Some("network.cross_segment"),
         REASON_UNKNOWN => Some("network.unknown"),
+        REASON_SOCKET => Some("network.socket"),
+        REASON_BROADCAST => Some("network.broadcast"),
         _ => None,
     }
 }

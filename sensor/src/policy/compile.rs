@@ -649,7 +649,12 @@ pub fn evaluate_exec(rs: &Ruleset, path: &str) -> Option<(u8, u32)> {
             .unwrap_or_default()
     };
     let forward: Vec<u8> = [path.as_bytes(), b"\0"].concat();
-    let reverse: Vec<u8> = path.bytes().rev().collect();
+    // The kernel reverses only the last SUFFIX_LEN bytes, all a suffix pattern can be.
+    let reverse: Vec<u8> = path
+        .bytes()
+        .rev()
+        .take(sensor_common::policy::SUFFIX_LEN)
+        .collect();
     let f = longest(&rs.exec.forward, &forward);
     let r = longest(&rs.exec.reverse, &reverse);
     let (mut action, mut rule) = if f.deny_action >= r.deny_action {

@@ -115,6 +115,30 @@ pub struct Selector {
     pub host: bool,
 }
 
+impl Selector {
+    /// No condition at all (`containers: {}`): every container. As a segment's selector it
+    /// holds the containers no other segment selects (`NetworkPlan::segments_of`).
+    pub fn is_catch_all(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Whether every container `other` selects is selected by this one too: each of this
+    /// selector's conditions is one of `other`'s.
+    pub fn covers(&self, other: &Self) -> bool {
+        fn within<T: PartialEq>(mine: &Option<T>, theirs: &Option<T>) -> bool {
+            mine.is_none() || mine == theirs
+        }
+        self.labels
+            .iter()
+            .all(|(k, v)| other.labels.get(k) == Some(v))
+            && within(&self.image, &other.image)
+            && within(&self.name, &other.name)
+            && within(&self.namespace, &other.namespace)
+            && within(&self.runtime, &other.runtime)
+            && within(&self.network, &other.network)
+    }
+}
+
 /// `deny: [...]` (these are violations) or `allow: [...]` (everything else is).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum List<T> {

@@ -96,9 +96,10 @@ impl NetworkPlan {
         plan.config = NetworkConfig {
             cross_segment,
             unknown: action_code(net.unknown, net.action),
-            ingress: u8::from(
-                net.inbound && cross_segment != ACTION_NONE && !plan.cidrs.is_empty(),
-            ),
+            // Inbound flows are judged whenever segments are denied something: from a CIDR
+            // segment, and from containers whose connect named another address (a published
+            // port, a service address, any DNAT, a subnet broadcast).
+            ingress: u8::from(net.inbound && cross_segment != ACTION_NONE),
             _pad: 0,
         };
         let index = |name: &str| plan.names.iter().position(|n| n == name);
@@ -127,16 +128,28 @@ impl NetworkPlan {
         plan
     }
 
-    /// Segments of a container (0 for the host or a container no segment selects).
+    /// Segments of a container (0 for the host or a container no segment selects). A
+    /// catch-all segment (`containers: {}`) holds only the containers no other segment selects:
+    /// otherwise every container would share it, and tiers added beside it would separate
+    /// nothing.
     pub fn segments_of(&self, subject: &Subject<'_>) -> u64 {
         if subject.runtime.is_none() {
             return 0;
         }
-        self.selectors
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.as_ref().is_some_and(|s| s.matches(subject)))
-            .fold(0, |m, (i, _)| m | (1u64 << i))
+        let mask = |catch_all: bool| {
+            self.selectors
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| {
+                    s.as_ref()
+                        .is_some_and(|s| s.is_catch_all() == catch_all && s.matches(subject))
+                })
+                .fold(0, |m, (i, _)| m | (1u64 << i))
+        };
+        match mask(false) {
+            0 => mask(true),
+            specific => specific,
+        }
     }
 
     /// Segments of the CIDRs covering `addr`.
@@ -346,6 +359,56 @@ rules: []
     }
 
     #[test]
+    fn a_catch_all_segment_holds_only_what_no_other_segment_selects() {
+        let text = "version: 1\nsegments:\n  - name: containers\n    containers: {}\n  \
+                    - name: web\n    containers: { labels: { tier: web } }\n  \
+                    - name: db\n    containers: { labels: { tier: db } }\n\
+                    network:\n  cross_segment: deny\nrules: []\n";
+        let parsed = parse(text).unwrap();
+        assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+        let p = NetworkPlan::new(&parsed.policy);
+        let web = [("tier".to_string(), "web".to_string())].into();
+        let db = [("tier".to_string(), "db".to_string())].into();
+        let other = Default::default();
+        assert_eq!(
+            p.segments_of(&subject(&web)),
+            0b010,
+            "web only, not the catch-all"
+        );
+        assert_eq!(p.segments_of(&subject(&db)), 0b100);
+        assert_eq!(
+            p.segments_of(&subject(&other)),
+            0b001,
+            "the rest: the catch-all"
+        );
+        // web and db now share nothing: a flow between them crosses segments.
+        assert_eq!(
+            p.evaluate(0b010, 0b100, PROTO_TCP, 5432).1,
+            REASON_CROSS_SEGMENT
+        );
+    }
+
+    #[test]
+    fn policy_check_warns_where_a_segment_separates_nothing() {
+        let text = "version: 1\nsegments:\n  - name: app\n    containers: { labels: { app: shop } }\n  \
+                    - name: web\n    containers: { labels: { app: shop, tier: web } }\n  \
+                    - name: all\n    containers: {}\n  - name: rest\n    containers: {}\n\
+                    network:\n  cross_segment: deny\nrules: []\n";
+        let warnings = parse(text).unwrap().warnings;
+        let text: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(
+            text[0].contains("segment `web` selects is in segment `app`")
+                && text[0].starts_with("5:"),
+            "{text:?}"
+        );
+        assert!(
+            text[1].contains("`all` and `rest` both select every container"),
+            "{text:?}"
+        );
+    }
+
+    #[test]
     fn trie_entries_are_folded_over_shorter_cidrs() {
         let p = plan();
         let entries = p.cidr_entries(1);
@@ -423,7 +486,7 @@ rules: []
         assert_eq!(p.config.unknown, ACTION_NONE);
         assert_eq!(
             p.config.ingress, 1,
-            "CIDR segments under a deny: ingress is judged"
+            "segments under a deny: ingress is judged"
         );
         assert_eq!(
             p.evaluate(1, 0, PROTO_TCP, 1),
@@ -438,8 +501,8 @@ rules: []
             .replace("    - { from: web, to: dns }\n", "");
         let p = NetworkPlan::new(&parse(&no_cidrs).unwrap().policy);
         assert_eq!(
-            p.config.ingress, 0,
-            "no CIDR segment: nothing arrives from one"
+            p.config.ingress, 1,
+            "without a CIDR segment, flows between containers are judged where they arrive"
         );
         let egress_only = text.replace("  action: kill\n", "  action: kill\n  inbound: ignore\n");
         let p = NetworkPlan::new(&parse(&egress_only).unwrap().policy);

@@ -340,6 +340,18 @@ impl Parser {
                 );
                 None
             }
+            Some(PathPattern::Suffix(suffix))
+                if suffix.len() > sensor_common::policy::SUFFIX_LEN =>
+            {
+                self.error(
+                    s.span(),
+                    format!(
+                        "suffix pattern `{p}` is longer than {} bytes, the longest end of a path the kernel matches",
+                        sensor_common::policy::SUFFIX_LEN
+                    ),
+                );
+                None
+            }
             Some(_) if p.len() > max => {
                 self.error(
                     s.span(),
@@ -565,6 +577,37 @@ impl Parser {
         })
     }
 
+    /// Warns where one segment's containers are all in another too: the two share them, so
+    /// `cross_segment: deny` separates nothing between them.
+    fn overlapping_segments(&mut self, segments: &[Segment], spans: &[&Span]) {
+        let selectors: Vec<Option<&Selector>> =
+            segments.iter().map(|s| s.selector.as_ref()).collect();
+        for (i, a) in selectors.iter().enumerate() {
+            for (j, b) in selectors.iter().enumerate() {
+                let (Some(a), Some(b)) = (a, b) else { continue };
+                if i == j || (a == b && j < i) {
+                    continue;
+                }
+                let (na, nb) = (&segments[i].name, &segments[j].name);
+                if a.is_catch_all() && b.is_catch_all() {
+                    self.warn(
+                        spans[j],
+                        format!(
+                            "segments `{na}` and `{nb}` both select every container (`containers: {{}}`): the containers no other segment selects are in both, so nothing separates them; keep one"
+                        ),
+                    );
+                } else if !a.is_catch_all() && a.covers(b) {
+                    self.warn(
+                        spans[j],
+                        format!(
+                            "every container segment `{nb}` selects is in segment `{na}` too (`{nb}` has all of `{na}`'s conditions): they share those containers, so `cross_segment: deny` separates nothing between them; give `{na}` a condition `{nb}` does not have"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
     fn network(&mut self, node: &Node, segments: &[Segment]) -> Option<Network> {
         let map = self.mapping(node, "network")?;
         self.check_keys(
@@ -748,6 +791,7 @@ pub fn parse(text: &str) -> Result<Parsed, Vec<PolicyError>> {
         .unwrap_or(Mode::Audit);
 
     let mut segments = Vec::new();
+    let mut spans = Vec::new();
     if let Some(n) = map.get_node("segments") {
         match n {
             Node::Sequence(seq) => {
@@ -769,8 +813,10 @@ pub fn parse(text: &str) -> Result<Parsed, Vec<PolicyError>> {
                             );
                         }
                         segments.push(s);
+                        spans.push(item.span());
                     }
                 }
+                p.overlapping_segments(&segments, &spans);
             }
             other => p.error(
                 other.span(),

@@ -25,6 +25,7 @@ const USAGE: &str = "usage: attack MODE ARGS
   iouring-open PATH          opens PATH with io_uring, under a personality registered before the
                              process dropped CAP_DAC_OVERRIDE (the ring's credentials are the old ones)
   iouring-symlink TARGET LINK  symlinkat through io_uring (IORING_OP_SYMLINKAT)
+  iouring-socket KIND        a socket of KIND (as for socket) created through io_uring (IORING_OP_SOCKET)
   socket KIND [ADDR]         socket(2) of KIND (raw-icmp, packet, ping, sctp, udp) and, with ADDR, one
                              datagram to it
   open PATH                  open(2) PATH read-only
@@ -368,6 +369,7 @@ mod uring {
 
     pub const OP_OPENAT: u8 = 18;
     pub const OP_SYMLINKAT: u8 = 38;
+    pub const OP_SOCKET: u8 = 45;
     const REGISTER_PERSONALITY: u32 = 9;
     const ENTER_GETEVENTS: u32 = 1;
 
@@ -552,8 +554,25 @@ fn iouring_symlink(target: &str, link: &str) {
     report("iouring-symlink", ring.run(sqe), "");
 }
 
-fn socket_mode(kind: &str, addr: Option<&str>) {
-    let (family, ty, proto) = match kind {
+fn iouring_socket(kind: &str) {
+    let (family, ty, proto) = socket_kind(kind);
+    let ring = match uring::Ring::new() {
+        Ok(r) => r,
+        Err(e) => return report("iouring-setup", Err(e), ""),
+    };
+    let sqe = uring::Sqe {
+        opcode: uring::OP_SOCKET,
+        fd: family,
+        off: ty as u64,
+        len: proto as u32,
+        ..uring::Sqe::default()
+    };
+    report(&format!("iouring-socket-{kind}"), ring.run(sqe), "");
+}
+
+/// (family, type, protocol) of a socket KIND.
+fn socket_kind(kind: &str) -> (i32, i32, i32) {
+    match kind {
         "raw-icmp" => (libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP),
         "packet" => (
             libc::AF_PACKET,
@@ -564,7 +583,11 @@ fn socket_mode(kind: &str, addr: Option<&str>) {
         "sctp" => (libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_SCTP),
         "udp" => (libc::AF_INET, libc::SOCK_DGRAM, 0),
         _ => usage(),
-    };
+    }
+}
+
+fn socket_mode(kind: &str, addr: Option<&str>) {
+    let (family, ty, proto) = socket_kind(kind);
     // SAFETY: socket(2) with constant arguments.
     let fd = unsafe { libc::socket(family, ty, proto) };
     if fd < 0 {
@@ -667,6 +690,7 @@ fn main() {
         "clone-files" => clone_files(arg(2)),
         "iouring-open" => iouring_open(arg(2)),
         "iouring-symlink" => iouring_symlink(arg(2), arg(3)),
+        "iouring-socket" => iouring_socket(arg(2)),
         "socket" => socket_mode(arg(2), args.get(3).map(String::as_str)),
         "fsopen" => {
             let t = CString::new("tmpfs").unwrap();

@@ -45,6 +45,10 @@ fn main() -> ExitCode {
                     "GUEST-TEST {name} FAILED: {}",
                     msg.lines().next().unwrap_or("")
                 );
+                // The rest (the sensor's stderr, ...) for the console log.
+                for line in msg.lines().skip(1).take(40) {
+                    println!("GUEST-DETAIL {line}");
+                }
             }
         }
     }

@@ -19,7 +19,7 @@ const USAGE: &str = "usage: workload MODE ARGS
   connect N ADDR:PORT           N TCP connect+close (closed with RST: SO_LINGER 0)
   connect-loopback N            N TCP connect+close to an in-process listener on 127.0.0.1
   tcp-connect ADDR:PORT [MS]    one TCP connect with a timeout (default 3000 ms)
-  udp-send ADDR:PORT            one unconnected UDP datagram (send_to)
+  udp-send ADDR:PORT            one unconnected UDP datagram (send_to; SO_BROADCAST set)
   udp-recv PORT SECONDS [ADDR]  count the UDP datagrams received on ADDR:PORT during SECONDS
   syscall NAME [DIR]            one call of NAME (unshare, mount, umount2, setns, bpf, ptrace,
                                 chroot, pivot_root) with fixed arguments, print its outcome
@@ -227,7 +227,10 @@ fn main() {
                 (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
             };
             // Never connect(): the datagram goes through sendmsg with an explicit address.
-            let r = UdpSocket::bind(local).and_then(|s| s.send_to(b"workload", addr));
+            // SO_BROADCAST: a broadcast address is the policy's to refuse, not the kernel's.
+            let r = UdpSocket::bind(local)
+                .and_then(|s| s.set_broadcast(true).map(|()| s))
+                .and_then(|s| s.send_to(b"workload", addr));
             print_line(&format!("{{\"workload\":\"udp-send\",{}}}", outcome(&r)));
         }
         "udp-recv" => {
