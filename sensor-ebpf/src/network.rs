@@ -640,6 +640,7 @@ fn unjudged_socket(protocol: u8, hook: u8) -> Option<bool> {
 }
 
 const AF_PACKET: u64 = 17;
+const SOCK_PACKET: u64 = 10;
 const AF_XDP: u64 = 44;
 const CAP_NET_RAW: u32 = 13;
 #[cfg(bpf_target_arch = "x86_64")]
@@ -665,8 +666,10 @@ pub extern "C" fn network_packet_socket(cap: u64, syscall: u64) -> i64 {
     }
     let nr = syscall as i32;
     let creates = if nr == NR_SOCKET {
-        let family = crate::task::syscall_args(&offsets())[0];
-        family == AF_PACKET || family == AF_XDP
+        let args = crate::task::syscall_args(&offsets());
+        // `socket(AF_INET, SOCK_PACKET, …)`, the obsolete spelling, is made AF_PACKET by the
+        // kernel (the type without its SOCK_NONBLOCK/SOCK_CLOEXEC flags).
+        args[0] == AF_PACKET || args[0] == AF_XDP || (args[0] == 2 && args[1] & 0xf == SOCK_PACKET)
     } else {
         nr < 0 || nr == NR_IO_URING_ENTER || nr as u32 == sensor_common::syscall::NR_COMPAT_ONLY
     };

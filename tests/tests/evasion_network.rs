@@ -78,7 +78,7 @@ fn sockets_no_segment_hook_sees_are_refused_in_a_segmented_container() {
     let free = unique("freesock");
     let _f = ContainerGuard(free.clone());
     start_labelled(&free, &unique("nosegment"), &[]);
-    for kind in ["raw-icmp", "ping", "packet"] {
+    for kind in ["raw-icmp", "ping", "packet", "inet-packet"] {
         let (code, line) = attack(&free, &["socket", kind]);
         assert_eq!(code, Some(0), "{kind} outside every segment: {line}");
         assert_eq!(line["ok"], true, "{kind} outside every segment: {line}");
@@ -99,7 +99,11 @@ fn sockets_no_segment_hook_sees_are_refused_in_a_segmented_container() {
 
     // A packet socket bypasses the IP stack: refused at its CAP_NET_RAW check where BPF LSM
     // runs, its creator killed elsewhere — directly and through io_uring.
-    for how in [vec!["socket", "packet"], vec!["iouring-socket", "packet"]] {
+    for how in [
+        vec!["socket", "packet"],
+        vec!["socket", "inet-packet"],
+        vec!["iouring-socket", "packet"],
+    ] {
         let (code, line) = attack(&name, &how);
         if lsm {
             refused(&line, &format!("{how:?}"));

@@ -26,7 +26,7 @@ const USAGE: &str = "usage: attack MODE ARGS
                              process dropped CAP_DAC_OVERRIDE (the ring's credentials are the old ones)
   iouring-symlink TARGET LINK  symlinkat through io_uring (IORING_OP_SYMLINKAT)
   iouring-socket KIND        a socket of KIND (as for socket) created through io_uring (IORING_OP_SOCKET)
-  socket KIND [ADDR]         socket(2) of KIND (raw-icmp, packet, ping, sctp, udp) and, with ADDR, one
+  socket KIND [ADDR]         socket(2) of KIND (raw-icmp, packet, inet-packet, ping, sctp, udp) and, with ADDR, one
                              datagram to it
   open PATH                  open(2) PATH read-only
   fsopen                     fsopen(\"tmpfs\"): the first step of a mount through the new mount API
@@ -582,6 +582,12 @@ fn socket_kind(kind: &str) -> (i32, i32, i32) {
         "ping" => (libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_ICMP),
         "sctp" => (libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_SCTP),
         "udp" => (libc::AF_INET, libc::SOCK_DGRAM, 0),
+        // The obsolete spelling of a packet socket: the kernel makes it AF_PACKET.
+        "inet-packet" => (
+            libc::AF_INET,
+            libc::SOCK_PACKET,
+            (libc::ETH_P_ALL as u16).to_be() as i32,
+        ),
         _ => usage(),
     }
 }
