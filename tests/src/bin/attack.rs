@@ -585,7 +585,8 @@ fn socket_kind(kind: &str) -> (i32, i32, i32) {
         // The obsolete spelling of a packet socket: the kernel makes it AF_PACKET.
         "inet-packet" => (
             libc::AF_INET,
-            libc::SOCK_PACKET,
+            // SOCK_PACKET: deprecated in libc, which is the point.
+            10,
             (libc::ETH_P_ALL as u16).to_be() as i32,
         ),
         _ => usage(),
