@@ -39,8 +39,10 @@ pub mod kind {
     pub const IDENTITY_UNTRACKED: u32 = 10;
     /// `SYSCALL_SEEN` was full: a judged syscall could not be counted (its event was sent).
     pub const SYSCALL_UNAGGREGATED: u32 = 11;
+    /// A process of a container asked the kernel for one of the sensor's own BPF objects.
+    pub const TAMPER: u32 = 12;
     /// One past the largest kind: the size of the per-kind lost-event counter array.
-    pub const COUNT: u32 = 12;
+    pub const COUNT: u32 = 13;
 
     /// Human name of a kind, for metrics and logs.
     pub const fn name(kind: u32) -> &'static str {
@@ -56,6 +58,7 @@ pub mod kind {
             ESCAPE => "escape",
             IDENTITY_UNTRACKED => "identity_untracked",
             SYSCALL_UNAGGREGATED => "syscall_unaggregated",
+            TAMPER => "tamper",
             _ => "unknown",
         }
     }
@@ -138,5 +141,6 @@ mod pod {
     unsafe impl aya::Pod for super::syscall::SysCountKey {}
     unsafe impl aya::Pod for super::process::Identity {}
     unsafe impl aya::Pod for super::process::EscapeEvent {}
+    unsafe impl aya::Pod for super::process::TamperEvent {}
     unsafe impl aya::Pod for super::process::ProcessRuleset {}
 }

@@ -44,6 +44,42 @@ const _: () = assert!(
     core::mem::size_of::<EscapeEvent>() == core::mem::size_of::<EventHeader>() + 8 + 16 + 16
 );
 
+/// The sensor's own BPF objects (`SENSOR_OBJECTS` keys: `object << 32 | id`), which no process
+/// of a container may obtain a descriptor of (`bpf(BPF_*_GET_FD_BY_ID)`).
+pub const OBJECT_PROG: u8 = 1;
+pub const OBJECT_MAP: u8 = 2;
+pub const OBJECT_LINK: u8 = 3;
+pub const OBJECT_BTF: u8 = 4;
+/// Not BPF objects: a signal to the sensor's process (`TamperEvent::id` is the signal), and
+/// a ptrace-mode access to it (`ptrace`, `/proc/<pid>/mem`, `process_vm_*`, `pidfd_getfd`;
+/// `id` is the access mode).
+pub const OBJECT_SIGNAL: u8 = 5;
+pub const OBJECT_TRACE: u8 = 6;
+
+/// The `SENSOR_OBJECTS` key of object `id` of kind `object`.
+pub const fn object_key(object: u8, id: u32) -> u64 {
+    ((object as u64) << 32) | id as u64
+}
+
+/// The rule id of the sensor's guard of its own objects: not a policy rule, always enforced.
+pub const RULE_GUARD: u32 = u32::MAX - 1;
+
+/// A process of a container asked for a descriptor of one of the sensor's objects: refused
+/// (BPF LSM) or killed. The header is the caller's.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TamperEvent {
+    pub header: EventHeader,
+    /// `OBJECT_*` and its id.
+    pub object: u8,
+    pub _pad: [u8; 3],
+    pub id: u32,
+    pub verdict: Verdict,
+}
+
+const _: () =
+    assert!(core::mem::size_of::<TamperEvent>() == core::mem::size_of::<EventHeader>() + 8 + 16);
+
 /// `PROCESS_RULESETS[ruleset]`: what a ruleset says of process-level operations.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -255,6 +255,14 @@ fn on_check<C: EbpfContext>(
     // provably return an errno (6.12+ check): the answer is rebuilt from constants below.
     let by_syscall = capability_syscall_rules(syscall as u64, scope.cgroup_id, flags) != 0;
     let by_capability = capability_rules(cap as u64, syscall as u64, scope.cgroup_id, flags) != 0;
+    // The sensor's own objects, asked for by id: refused where this is the LSM hook, the
+    // caller killed elsewhere — in audit mode too: the guard is not a policy rule.
+    if granted
+        && !secondary
+        && crate::process::process_guard(cap as u64, syscall as u64, source as u64) != 0
+    {
+        return -EPERM;
+    }
     // A packet socket in a segmented container: refused where this is the LSM hook, its
     // creator killed elsewhere.
     if granted

@@ -202,6 +202,15 @@ pub static DOOMED: LruHashMap<u32, u8> = LruHashMap::with_max_entries(16_384, 0)
 #[map]
 pub static DOOMED_FILES: LruHashMap<u64, u8> = LruHashMap::with_max_entries(16_384, 0);
 
+/// `sensor_whoami`'s answer: the thread-group id of the process that ran it.
+#[map]
+pub static WHOAMI: Array<u32> = Array::with_max_entries(1, 0);
+
+/// The sensor's own programs, maps, links and BTF objects (`sensor_common::process::object_key`),
+/// filled by the daemon: no process of a container gets a descriptor of them.
+#[map]
+pub static SENSOR_OBJECTS: HashMap<u64, u8> = HashMap::with_max_entries(1024, 0);
+
 /// Ruleset id → its process-level rules (`escape`).
 #[map]
 pub static PROCESS_RULESETS: HashMap<u32, ProcessRuleset> =

@@ -369,6 +369,159 @@ pub fn in_runtime_setup(tgid: u32) -> bool {
 /// the sensor (its pid in its own PID namespace may be anything).
 #[raw_tracepoint(tracepoint = "sensor_whoami")]
 pub fn sensor_whoami(_ctx: RawTracePointContext) -> i32 {
-    let _ = current_task();
-    current_tgid() as i32
+    // The macro drops a raw tracepoint program's return value: the answer goes in a map.
+    if let Some(slot) = crate::maps::WHOAMI.get_ptr_mut(0) {
+        // SAFETY: the map's only slot; the daemon reads it after this run.
+        unsafe { *slot = current_tgid() };
+    }
+    0
+}
+
+#[cfg(bpf_target_arch = "x86_64")]
+const NR_BPF: i32 = 321;
+#[cfg(not(bpf_target_arch = "x86_64"))]
+const NR_BPF: i32 = 280;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// The guard of the sensor's own objects, at a CAP_SYS_ADMIN check of a process of a
+/// container (`capability::on_check`): `bpf(BPF_{PROG,MAP,BTF,LINK}_GET_FD_BY_ID)` of an id in
+/// `SENSOR_OBJECTS` is refused (where `source` is the LSM hook) or its caller killed, and
+/// reported (`kind::TAMPER`). The id is read from the caller's `bpf_attr`, which the kernel
+/// copied before this check: a thread rewriting it in between is not seen. 32-bit calls are
+/// translated (`current_call`). Global: verified once, on its own; 1 when refused.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn process_guard(cap: u64, syscall: u64, source: u64) -> i64 {
+    use sensor_common::process::{
+        OBJECT_BTF, OBJECT_LINK, OBJECT_MAP, OBJECT_PROG, RULE_GUARD, object_key,
+    };
+    if cap as u32 != CAP_SYS_ADMIN || syscall as i32 != NR_BPF {
+        return 0;
+    }
+    let args = crate::task::syscall_args(&offsets());
+    let object = match args[0] {
+        13 => OBJECT_PROG,
+        14 => OBJECT_MAP,
+        19 => OBJECT_BTF,
+        30 => OBJECT_LINK,
+        _ => return 0,
+    };
+    let mut id = 0u32;
+    // SAFETY: the helper reads user memory without faulting; 4 bytes into `id`.
+    if unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_user(
+            (&raw mut id).cast(),
+            4,
+            args[1] as *const core::ffi::c_void,
+        )
+    } != 0
+    {
+        return 0;
+    }
+    // SAFETY: a hash map lookup with a valid key.
+    if unsafe { crate::maps::SENSOR_OBJECTS.get(object_key(object, id)) }.is_none() {
+        return 0;
+    }
+    let lsm = source as u8 == sensor_common::capability::SOURCE_LSM;
+    let mut verdict = Verdict {
+        rule: RULE_GUARD,
+        action: if lsm {
+            ACTION_BLOCK
+        } else {
+            sensor_common::policy::ACTION_KILL
+        },
+        mode: 1,
+        ..Verdict::default()
+    };
+    if lsm {
+        verdict.enforced = sensor_common::policy::ENFORCED_LSM;
+    } else if kill_current() {
+        verdict.enforced = ENFORCED_SIGNAL;
+    }
+    emit_tamper(object, id, verdict);
+    i64::from(lsm)
+}
+
+/// LSM hook `task_kill(struct task_struct *p, struct kernel_siginfo *info, int sig, const
+/// struct cred *cred)`: a process of a container signalling the sensor (it shares the host's
+/// PID namespace) is refused with EPERM. `kill -0` (no signal) is let through.
+#[aya_ebpf::macros::lsm(hook = "task_kill")]
+pub fn guard_task_kill(ctx: aya_ebpf::programs::LsmContext) -> i32 {
+    let target: *const u8 = ctx.arg(0);
+    let sig: i32 = ctx.arg(2);
+    let previous: i32 = ctx.arg(4);
+    if previous != 0 {
+        return previous;
+    }
+    if sig == 0 {
+        return 0;
+    }
+    guard_process(target, sensor_common::process::OBJECT_SIGNAL, sig as u32)
+}
+
+const PTRACE_MODE_ATTACH: u32 = 0x02;
+
+/// LSM hook `ptrace_access_check(struct task_struct *child, unsigned int mode)`: a process of
+/// a container attaching to the sensor — `ptrace`, opening `/proc/<pid>/mem`,
+/// `process_vm_readv/writev`, `pidfd_getfd` — is refused with EPERM. Reads (`ps`) pass.
+#[aya_ebpf::macros::lsm(hook = "ptrace_access_check")]
+pub fn guard_ptrace(ctx: aya_ebpf::programs::LsmContext) -> i32 {
+    let target: *const u8 = ctx.arg(0);
+    let mode: u32 = ctx.arg(1);
+    let previous: i32 = ctx.arg(2);
+    if previous != 0 {
+        return previous;
+    }
+    if mode & PTRACE_MODE_ATTACH == 0 {
+        return 0;
+    }
+    guard_process(target, sensor_common::process::OBJECT_TRACE, mode)
+}
+
+/// -EPERM (and a tamper event) when `target` is the sensor and the caller a process of a
+/// container; 0 otherwise.
+#[inline(always)]
+fn guard_process(target: *const u8, object: u8, detail: u32) -> i32 {
+    let Some(config) = crate::maps::POLICY.get(0) else {
+        return 0;
+    };
+    let sensor = config.sensor_tgid;
+    if sensor == 0 || read_field::<u32>(target, offsets().task_tgid) != Some(sensor) {
+        return 0;
+    }
+    if !is_container(subject_cgroup()) {
+        return 0;
+    }
+    let verdict = Verdict {
+        rule: sensor_common::process::RULE_GUARD,
+        action: ACTION_BLOCK,
+        mode: 1,
+        enforced: sensor_common::policy::ENFORCED_LSM,
+        ..Verdict::default()
+    };
+    emit_tamper(object, detail, verdict);
+    -1
+}
+
+/// A `kind::TAMPER` event of the current process, on the control ring.
+#[inline(always)]
+fn emit_tamper(object: u8, id: u32, verdict: Verdict) {
+    use sensor_common::process::TamperEvent;
+    let Some(mut entry) = CONTROL.reserve::<TamperEvent>(0) else {
+        count_lost(kind::TAMPER);
+        return;
+    };
+    // SAFETY: the reservation is exclusively ours until submit; every field is written.
+    let event = unsafe { &mut *entry.as_mut_ptr() };
+    fill_header(
+        &mut event.header,
+        kind::TAMPER,
+        core::mem::size_of::<TamperEvent>(),
+        &offsets(),
+    );
+    event.object = object;
+    event._pad = [0; 3];
+    event.id = id;
+    event.verdict = verdict;
+    submit_control(entry);
 }

@@ -555,8 +555,21 @@ impl Hooks {
     }
 }
 
-/// Attaches what the policy in force needs, detaches what it no longer does.
+/// Attaches what the policy in force needs, detaches what it no longer does; the sensor's
+/// objects (links included) are then guarded from containers.
 fn sync_hooks(hooks: &mut Hooks, ebpf: &mut aya::Ebpf, engine: &crate::policy::engine::Engine) {
+    attach_for_policy(hooks, ebpf, engine);
+    match loader::guard_own_objects(ebpf) {
+        Ok(n) => log::debug!("{n} BPF objects of the sensor guarded from containers"),
+        Err(e) => log::error!("the sensor's BPF objects cannot be guarded from containers: {e}"),
+    }
+}
+
+fn attach_for_policy(
+    hooks: &mut Hooks,
+    ebpf: &mut aya::Ebpf,
+    engine: &crate::policy::engine::Engine,
+) {
     sync_ingress(&mut hooks.ingress, ebpf, engine.needs_ingress());
     let wanted = engine.hooked_syscalls();
     let before: Vec<&str> = hooks.syscalls.attached().copied().collect();

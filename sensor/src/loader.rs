@@ -195,9 +195,9 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         attached.push("security_capable");
     }
     if let (true, Some(btf)) = (opts.lsm, &kernel_btf) {
-        for &hook in LSM_HOOKS {
-            attach_lsm(&mut ebpf, hook, btf)?;
-            attached.push(hook);
+        for &(name, hook) in LSM_HOOKS {
+            attach_lsm(&mut ebpf, name, hook, btf)?;
+            attached.push(name);
         }
     }
     let prog: &mut TracePoint = program(&mut ebpf, "sys_enter")?;
@@ -723,17 +723,23 @@ where
         .map_err(|e: ProgramError| program_error(name, &e))
 }
 
-/// BPF LSM programs (program name = hook name), attached where the kernel allows them.
-pub const LSM_HOOKS: &[&str] = &["bprm_check_security", "capable"];
+/// BPF LSM programs and their hooks, attached where the kernel allows them: exec and
+/// capability rules, and the guard of the sensor's process against containers.
+pub const LSM_HOOKS: &[(&str, &str)] = &[
+    ("bprm_check_security", "bprm_check_security"),
+    ("capable", "capable"),
+    ("guard_task_kill", "task_kill"),
+    ("guard_ptrace", "ptrace_access_check"),
+];
 
-fn attach_lsm(ebpf: &mut Ebpf, hook: &str, btf: &aya::Btf) -> Result<(), LoadError> {
+fn attach_lsm(ebpf: &mut Ebpf, name: &str, hook: &str, btf: &aya::Btf) -> Result<(), LoadError> {
     let prog: &mut aya::programs::Lsm = ebpf
-        .program_mut(hook)
-        .ok_or_else(|| LoadError::MissingProgram { name: hook.into() })?
+        .program_mut(name)
+        .ok_or_else(|| LoadError::MissingProgram { name: name.into() })?
         .try_into()
-        .map_err(|e: ProgramError| program_error(hook, &e))?;
-    prog.load(hook, btf).map_err(|e| program_error(hook, &e))?;
-    prog.attach().map_err(|e| program_error(hook, &e))?;
+        .map_err(|e: ProgramError| program_error(name, &e))?;
+    prog.load(hook, btf).map_err(|e| program_error(name, &e))?;
+    prog.attach().map_err(|e| program_error(name, &e))?;
     Ok(())
 }
 
@@ -771,10 +777,26 @@ pub fn kernel_tgid(ebpf: &mut Ebpf) -> Result<u32, LoadError> {
     let prog: &mut RawTracePoint = program(ebpf, "sensor_whoami")?;
     prog.load()
         .map_err(|e| program_error("sensor_whoami", &e))?;
-    let result = prog
-        .test_run(RawTracePointRunOptions::new())
+    prog.test_run(RawTracePointRunOptions::new())
         .map_err(|e| program_error("sensor_whoami", &e))?;
-    Ok(result.return_value)
+    let map_err = |e: aya::maps::MapError| LoadError::Program {
+        name: "WHOAMI".into(),
+        detail: e.to_string(),
+    };
+    let answer: aya::maps::Array<_, u32> =
+        aya::maps::Array::try_from(ebpf.map("WHOAMI").ok_or_else(|| {
+            LoadError::MissingProgram {
+                name: "WHOAMI".into(),
+            }
+        })?)
+        .map_err(map_err)?;
+    match answer.get(&0, 0).map_err(map_err)? {
+        0 => Err(LoadError::Program {
+            name: "sensor_whoami".into(),
+            detail: "ran without answering".into(),
+        }),
+        tgid => Ok(tgid),
+    }
 }
 
 /// Pins the maps operators inspect with bpftool under `dir` (`/sys/fs/bpf/sensor/<pid>`),
@@ -814,4 +836,70 @@ pub fn remove_pins(base: &Path, own: Option<&Path>) {
     }
     // Fails, as it should, while another sensor still has pins there.
     let _ = std::fs::remove_dir(base);
+}
+
+/// The BPF object ids an fdinfo text names (`prog_id:`, `map_id:`, `link_id:`, `btf_id:`), as
+/// `SENSOR_OBJECTS` kinds.
+fn object_ids(fdinfo: &str) -> Vec<(u8, u32)> {
+    use sensor_common::process::{OBJECT_BTF, OBJECT_LINK, OBJECT_MAP, OBJECT_PROG};
+    fdinfo
+        .lines()
+        .filter_map(|l| {
+            let (key, value) = l.split_once(':')?;
+            let object = match key.trim() {
+                "prog_id" => OBJECT_PROG,
+                "map_id" => OBJECT_MAP,
+                "link_id" => OBJECT_LINK,
+                "btf_id" => OBJECT_BTF,
+                _ => return None,
+            };
+            Some((object, value.trim().parse().ok()?))
+        })
+        .filter(|(_, id)| *id != 0)
+        .collect()
+}
+
+/// Records every BPF object this process holds (its programs, maps, links, BTF: each open
+/// descriptor's fdinfo) in `SENSOR_OBJECTS`, which the kernel programs refuse to hand to a
+/// process of a container. Called after every attach: links come and go with the policy.
+/// Returns how many objects are guarded.
+pub fn guard_own_objects(ebpf: &mut Ebpf) -> Result<usize, LoadError> {
+    let map_err = |e: aya::maps::MapError| LoadError::Program {
+        name: "SENSOR_OBJECTS".into(),
+        detail: e.to_string(),
+    };
+    let mut ids = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fdinfo") {
+        for entry in dir.flatten() {
+            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                ids.extend(object_ids(&text));
+            }
+        }
+    }
+    let mut map: aya::maps::HashMap<_, u64, u8> =
+        aya::maps::HashMap::try_from(ebpf.map_mut("SENSOR_OBJECTS").ok_or_else(|| {
+            LoadError::MissingProgram {
+                name: "SENSOR_OBJECTS".into(),
+            }
+        })?)
+        .map_err(map_err)?;
+    for (object, id) in &ids {
+        map.insert(sensor_common::process::object_key(*object, *id), 1, 0)
+            .map_err(map_err)?;
+    }
+    Ok(ids.len())
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+
+    #[test]
+    fn fdinfo_names_the_objects() {
+        let link = "pos:\t0\nflags:\t02000000\nmnt_id:\t15\nino:\t1057\nlink_type:\ttracing\nlink_id:\t7\nprog_tag:\tabc\nprog_id:\t42\n";
+        assert_eq!(object_ids(link), [(3, 7), (1, 42)]);
+        let map = "map_type:\t1\nkey_size:\t8\nmap_id:\t12\nfrozen:\t0\n";
+        assert_eq!(object_ids(map), [(2, 12)]);
+        assert!(object_ids("pos:\t0\nflags:\t0100002\n").is_empty());
+    }
 }

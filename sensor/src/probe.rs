@@ -373,7 +373,15 @@ fn enforcement(r: &Report) -> Vec<Enforcement> {
     let block = |lsm_hook: &'static str, fallback: (&'static str, &'static str)| {
         if lsm { ("block", lsm_hook) } else { fallback }
     };
-    let exec_kill = tracing_kill("sched_process_exec");
+    // Where BPF LSM runs, `kill` refuses the exec at bprm_check_security and kills the caller.
+    let exec_kill = if lsm {
+        (
+            kill,
+            "lsm/bprm_check_security; argv[0] at sched_process_exec",
+        )
+    } else {
+        tracing_kill("sched_process_exec")
+    };
     let cap_kill = if lsm {
         (kill, "lsm/capable")
     } else if r.ok("fentry") {
@@ -457,5 +465,13 @@ pub fn render_text(r: &Report) -> String {
             e.control, e.block, e.block_via, e.kill, e.kill_via
         ));
     }
+    out.push_str(if r.ok("lsm") {
+        "  kill where a BPF LSM hook is named: the operation is refused, then the caller is killed
+"
+    } else {
+        "  kill without BPF LSM: SIGKILL is delivered when the judged call returns; the call itself
+  completes (a mount is made, a socket opened), the process never runs another instruction
+"
+    });
     out
 }

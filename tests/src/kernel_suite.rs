@@ -69,6 +69,14 @@ pub const TESTS: &[(&str, KernelTest)] = &[
         syscall_block_refuses_mount_with_eperm,
     ),
     ("syscall_kill_at_entry", syscall_kill_at_entry),
+    (
+        "the_sensors_objects_are_guarded",
+        the_sensors_objects_are_guarded,
+    ),
+    (
+        "the_sensors_process_is_guarded",
+        the_sensors_process_is_guarded,
+    ),
 ];
 
 /// Marker lines around the probe JSON on a guest console, for the host to collect.
@@ -815,5 +823,87 @@ pub fn syscall_kill_at_entry() -> Outcome {
         .unwrap();
     assert_eq!(host.status.code(), Some(0), "the host is not selected");
     let _ = fs::remove_file(&policy);
+    Outcome::Pass
+}
+
+/// A process of a container asking for the sensor's map by id (natively and as a 32-bit
+/// call): the call fails with EPERM where BPF LSM runs (refused at its CAP_SYS_ADMIN check),
+/// the caller is killed elsewhere — under the default policy in audit mode, since the guard is
+/// not a policy rule. Its own program, by id, it gets.
+pub fn the_sensors_objects_are_guarded() -> Outcome {
+    use std::os::unix::process::ExitStatusExt;
+    let lsm = kernel_has(&probe(), "lsm");
+    let mut sensor = Sensor::start(&["--docker-socket", ""]);
+    let tag = unique("guard");
+    let cg = ready_container(&mut sensor, &tag);
+    let attack = crate::net::attack_bin();
+    let attack = attack.to_str().unwrap();
+    let (status, stdout) = cg.exec(attack, "bpf-own");
+    assert!(
+        status.success() && stdout.contains("\"ok\":true"),
+        "its own program: {status:?} {stdout}"
+    );
+    let map = crate::object_ids_of(sensor.pid(), "map_id")[0];
+    for how in ["", " int80"] {
+        let (status, stdout) = cg.exec(attack, &format!("bpf-by-id map {map}{how}"));
+        if lsm {
+            assert!(
+                status.success() && stdout.contains("\"errno\":1"),
+                "refused with EPERM{how}: {status:?} {stdout}"
+            );
+        } else {
+            assert_eq!(
+                status.signal(),
+                Some(libc::SIGKILL),
+                "killed{how}: {stdout}"
+            );
+        }
+    }
+    let line = sensor.wait_for(Duration::from_secs(30), "the tamper line", |v| {
+        v["kind"] == "tamper" && v["container"]["id"] == hex64(&tag).as_str()
+    });
+    assert_eq!(line["rule"], "sensor.guard", "{line}");
+    assert_eq!(
+        line["enforced_by"],
+        if lsm { "lsm" } else { "signal" },
+        "{line}"
+    );
+    Outcome::Pass
+}
+
+/// Where BPF LSM runs, a process of a container that can see the sensor (the host's PID
+/// namespace, as in the guests) can neither signal it nor attach to it: `kill` and opening
+/// `/proc/<pid>/mem` fail with EPERM and the sensor runs on. The host (the test itself) may.
+pub fn the_sensors_process_is_guarded() -> Outcome {
+    if let Some(skip) = lsm_skip(&probe()) {
+        return skip;
+    }
+    let mut sensor = Sensor::start(&["--docker-socket", ""]);
+    let tag = unique("guardproc");
+    let cg = ready_container(&mut sensor, &tag);
+    let pid = sensor.pid();
+    let (_, kill_out) = cg.run(&format!("kill -TERM {pid}; echo kill=$?"));
+    let attack = crate::net::attack_bin();
+    let (status, mem_out) = cg.exec(attack.to_str().unwrap(), &format!("open /proc/{pid}/mem"));
+    let lines = sensor.lines(Duration::from_secs(3)).to_vec();
+    let tamper: Vec<&Value> = lines.iter().filter(|v| v["kind"] == "tamper").collect();
+    let all = format!("kill: {kill_out} mem: {status:?} {mem_out} tamper: {tamper:?}");
+    assert!(kill_out.contains("kill=1"), "kill refused: {all}");
+    assert!(
+        status.success() && mem_out.contains("\"errno\":1"),
+        "/proc/<sensor>/mem refused with EPERM: {all}"
+    );
+    for object in ["signal", "ptrace"] {
+        let line = tamper
+            .iter()
+            .find(|v| {
+                v["container"]["id"] == hex64(&tag).as_str() && v["tamper"]["object"] == object
+            })
+            .unwrap_or_else(|| panic!("no {object} line: {all}"));
+        assert_eq!(line["rule"], "sensor.guard", "{line}");
+        assert_eq!(line["enforced_by"], "lsm", "{line}");
+    }
+    // Still running, still answering.
+    assert!(!sensor.program_ids().is_empty(), "the sensor runs on");
     Outcome::Pass
 }

@@ -313,16 +313,22 @@ impl Drop for Sensor {
 
 /// BPF program ids referenced by the fds of process `pid` (program and link fds).
 pub fn program_ids_of(pid: u32) -> Vec<u32> {
+    object_ids_of(pid, "prog_id")
+}
+
+/// The ids named `key` (`prog_id`, `map_id`, `link_id`) in the fdinfo of process `pid`'s fds.
+pub fn object_ids_of(pid: u32, key: &str) -> Vec<u32> {
     let mut ids = Vec::new();
     let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
         return ids;
     };
+    let prefix = format!("{key}:");
     for e in entries.flatten() {
         let Ok(text) = std::fs::read_to_string(e.path()) else {
             continue;
         };
         for line in text.lines() {
-            if let Some(Ok(id)) = line.strip_prefix("prog_id:").map(|id| id.trim().parse()) {
+            if let Some(Ok(id)) = line.strip_prefix(&prefix).map(|id| id.trim().parse()) {
                 ids.push(id);
             }
         }

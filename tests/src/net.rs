@@ -13,25 +13,31 @@ use serde_json::Value;
 
 /// The static `workload` binary: `/bin/workload` in the QEMU guests, else next to the tests.
 pub fn workload_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("SENSOR_TEST_WORKLOAD") {
+    helper_bin("workload", "SENSOR_TEST_WORKLOAD")
+}
+
+/// The `attack` helper binary (`SENSOR_TEST_ATTACK`, `/bin/attack` in the guests, or next to
+/// the test binary).
+pub fn attack_bin() -> PathBuf {
+    helper_bin("attack", "SENSOR_TEST_ATTACK")
+}
+
+fn helper_bin(name: &str, env: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
         return PathBuf::from(p);
     }
-    let guest = PathBuf::from("/bin/workload");
+    let guest = PathBuf::from("/bin").join(name);
     if std::env::var_os("SENSOR_GUEST").is_some() && guest.exists() {
         return guest;
     }
-    // target/<profile>/deps/<test> → target/<profile>/workload
+    // target/<profile>/deps/<test> → target/<profile>/<name>
     let exe = std::env::current_exe().expect("current_exe");
     let bin = exe
         .parent()
         .and_then(|deps| deps.parent())
-        .map(|profile| profile.join("workload"))
+        .map(|profile| profile.join(name))
         .expect("target layout");
-    assert!(
-        bin.exists(),
-        "workload binary not found at {}",
-        bin.display()
-    );
+    assert!(bin.exists(), "{name} binary not found at {}", bin.display());
     bin
 }
 

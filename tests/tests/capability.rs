@@ -38,6 +38,7 @@ const WORK_THEN_MOUNT: &str = "ls / >/dev/null; cat /proc/1/stat >/dev/null; hea
 
 #[test]
 fn sys_admin_use_is_killed_but_holding_it_is_not() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("admin");
     let p = deny_policy("enforce", &tier, "SYS_ADMIN");
@@ -73,6 +74,7 @@ fn sys_admin_use_is_killed_but_holding_it_is_not() {
 
 #[test]
 fn audit_reports_would_kill_and_the_mount_succeeds() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("audit-admin");
     let p = deny_policy("audit", &tier, "SYS_ADMIN");
@@ -96,6 +98,7 @@ fn audit_reports_would_kill_and_the_mount_succeeds() {
 
 #[test]
 fn net_raw_ping_is_killed() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("raw");
     let p = deny_policy("enforce", &tier, "NET_RAW");
@@ -119,6 +122,7 @@ fn net_raw_ping_is_killed() {
 
 #[test]
 fn unprivileged_proc_reads_are_never_killed() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("ptrace");
     let p = deny_policy("enforce", &tier, "SYS_PTRACE, SYS_ADMIN");
@@ -166,6 +170,7 @@ fn unprivileged_proc_reads_are_never_killed() {
 
 #[test]
 fn a_capability_flood_is_counted_exactly_without_loss() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("flood");
     let p = deny_policy("audit", &tier, "SETUID");
@@ -241,6 +246,7 @@ fn a_capability_flood_is_counted_exactly_without_loss() {
 
 #[test]
 fn posture_findings_at_start_and_kill_of_a_privileged_container() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("posture");
     let p = policy(&format!(

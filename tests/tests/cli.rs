@@ -85,6 +85,7 @@ fn missing_bpffs_is_one_line() {
 
 #[test]
 fn probe_reports_what_this_kernel_allows() {
+    let _serial = integration_tests::serial();
     require_root();
     let p = probe();
     for key in [
@@ -132,6 +133,7 @@ fn probe_reports_what_this_kernel_allows() {
 
 #[test]
 fn metrics_are_served() {
+    let _serial = integration_tests::serial();
     let mut sensor = Sensor::start(&["--metrics-addr", "127.0.0.1:0"]);
     let addr = sensor.ready["metrics"]
         .as_str()

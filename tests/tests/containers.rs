@@ -25,6 +25,7 @@ fn exec_of(sensor: &mut Sensor, id: &str, exe: &str) -> Value {
 
 #[test]
 fn exec_events_carry_labels_image_user_privileged_and_network() {
+    let _serial = integration_tests::serial();
     require_docker();
     let net = unique("sensor-net");
     let subnet = "172.31.77.0/24";
@@ -109,6 +110,7 @@ fn exec_events_carry_labels_image_user_privileged_and_network() {
 
 #[test]
 fn first_exec_of_every_new_container_is_complete() {
+    let _serial = integration_tests::serial();
     require_docker();
     let mut sensor = Sensor::start(&[]);
     const N: usize = 20;
@@ -158,6 +160,7 @@ fn first_exec_of_every_new_container_is_complete() {
 
 #[test]
 fn lifecycle_lines_for_start_and_stop() {
+    let _serial = integration_tests::serial();
     require_docker();
     let mut sensor = Sensor::start(&[]);
     let name = unique("life");
@@ -177,6 +180,7 @@ fn lifecycle_lines_for_start_and_stop() {
 
 #[test]
 fn startup_scan_finds_running_containers_with_metadata() {
+    let _serial = integration_tests::serial();
     require_docker();
     let name = unique("early");
     let _g = ContainerGuard(name.clone());
@@ -209,6 +213,7 @@ fn startup_scan_finds_running_containers_with_metadata() {
 
 #[test]
 fn sensor_containers_lists_what_the_sensor_sees() {
+    let _serial = integration_tests::serial();
     require_docker();
     let socket = api_socket("list");
     let _sensor = Sensor::start(&["--api-socket", &socket]);
@@ -258,6 +263,7 @@ fn sensor_containers_lists_what_the_sensor_sees() {
 
 #[test]
 fn missing_runtime_socket_keeps_container_ids() {
+    let _serial = integration_tests::serial();
     require_docker();
     let mut sensor = Sensor::start(&[
         "--docker-socket",
@@ -285,6 +291,7 @@ fn missing_runtime_socket_keeps_container_ids() {
 
 #[test]
 fn hanging_runtime_socket_costs_a_bounded_wait() {
+    let _serial = integration_tests::serial();
     require_docker();
     // A socket that accepts connections and never answers.
     let path = std::env::temp_dir().join(format!("{}.sock", unique("hang")));
@@ -327,6 +334,7 @@ fn hanging_runtime_socket_costs_a_bounded_wait() {
 
 #[test]
 fn enrichment_resumes_after_dockerd_restarts() {
+    let _serial = integration_tests::serial();
     require_docker();
     let private = integration_tests::PrivateDockerd::start();
     let mut sensor = Sensor::start(&[
@@ -378,6 +386,7 @@ fn enrichment_resumes_after_dockerd_restarts() {
 
 #[test]
 fn startup_listing_finds_a_container_with_a_custom_cgroup_parent() {
+    let _serial = integration_tests::serial();
     require_docker();
     let parent = format!("/{}", unique("sensor-parent"));
     let name = unique("custom");

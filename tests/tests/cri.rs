@@ -237,6 +237,7 @@ fn cri_metadata_of_a_pod_container() {
 
 #[test]
 fn cri_exec_event_carries_pod_metadata() {
+    let _serial = integration_tests::serial();
     let socket = containerd_socket();
     let mut sensor = Sensor::start(&["--containerd-socket", &socket.display().to_string()]);
     let pod = Pod::run("cri-exec");

@@ -8,6 +8,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 #[test]
 fn container_exec_names_the_container() {
+    let _serial = integration_tests::serial();
     require_docker();
     let mut sensor = Sensor::start(&[]);
     let name = unique("exec-true");
@@ -36,6 +37,7 @@ fn container_exec_names_the_container() {
 
 #[test]
 fn host_exec_has_no_container() {
+    let _serial = integration_tests::serial();
     let mut sensor = Sensor::start(&[]);
     let marker = unique("host-marker");
     let status = Command::new("/bin/sh")
@@ -59,6 +61,7 @@ fn host_exec_has_no_container() {
 
 #[test]
 fn exec_in_a_container_started_before_the_sensor() {
+    let _serial = integration_tests::serial();
     require_docker();
     let name = unique("before");
     let _guard = ContainerGuard(name.clone());
@@ -80,6 +83,7 @@ fn exec_in_a_container_started_before_the_sensor() {
 
 #[test]
 fn every_exec_of_a_busy_container_is_reported_in_order() {
+    let _serial = integration_tests::serial();
     require_docker();
     let mut sensor = Sensor::start(&[]);
     let name = unique("burst");

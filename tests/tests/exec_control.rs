@@ -57,6 +57,7 @@ fn exec_line(sensor: &mut Sensor, id: &str, exe: &str) -> Value {
 
 #[test]
 fn denied_shell_never_runs() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("no-sh");
     let p = policy(
@@ -82,6 +83,7 @@ fn denied_shell_never_runs() {
 
 #[test]
 fn busybox_applet_is_matched_by_the_path_executed() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("no-nc");
     let p = policy(
@@ -110,6 +112,7 @@ fn busybox_applet_is_matched_by_the_path_executed() {
 
 #[test]
 fn allow_list_refuses_everything_else() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("allow");
     // Every name of an exec must be allowed: `/bin/true` and the file it resolves to,
@@ -135,6 +138,7 @@ fn allow_list_refuses_everything_else() {
 
 #[test]
 fn drift_is_flagged_for_files_not_from_the_image() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("drift");
     let p = policy("audit", &tier, "    drift: deny\n    action: kill");
@@ -176,6 +180,7 @@ fn drift_is_flagged_for_files_not_from_the_image() {
 
 #[test]
 fn drift_kill_stops_a_dropped_binary() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("drift-kill");
     let p = policy("enforce", &tier, "    drift: deny\n    action: kill");

@@ -50,4 +50,6 @@ kernel_tests!(
     network_kill_kills_the_caller,
     syscall_block_refuses_mount_with_eperm,
     syscall_kill_at_entry,
+    the_sensors_objects_are_guarded,
+    the_sensors_process_is_guarded,
 );

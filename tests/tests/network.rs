@@ -129,6 +129,7 @@ fn flow_line(sensor: &mut Sensor, src: &str, dst: &str, port: u16) -> Value {
 
 #[test]
 fn only_the_allowed_flows_between_segments_connect() {
+    let _serial = integration_tests::serial();
     require_root();
     require_docker();
     let t = Tiers::start(&unique("tiers"));
@@ -182,6 +183,7 @@ fn only_the_allowed_flows_between_segments_connect() {
 
 #[test]
 fn audit_mode_connects_everything_and_reports_what_would_be_blocked() {
+    let _serial = integration_tests::serial();
     require_root();
     require_docker();
     let t = Tiers::start(&unique("audit"));
@@ -201,6 +203,7 @@ fn audit_mode_connects_everything_and_reports_what_would_be_blocked() {
 
 #[test]
 fn udp_ipv6_and_ipv4_mapped_destinations_are_blocked_like_tcp() {
+    let _serial = integration_tests::serial();
     require_root();
     require_docker();
     let t = Tiers::start(&unique("families"));
@@ -247,6 +250,7 @@ fn udp_ipv6_and_ipv4_mapped_destinations_are_blocked_like_tcp() {
 
 #[test]
 fn a_cidr_segment_is_blocked_and_a_reload_opens_it() {
+    let _serial = integration_tests::serial();
     require_root();
     require_docker();
     let t = Tiers::start(&unique("cidr"));
@@ -306,6 +310,7 @@ fn a_cidr_segment_is_blocked_and_a_reload_opens_it() {
 /// dead Docker networks on its subnet, which once rewrote it to the gateway's.
 #[test]
 fn a_cidr_segment_drops_inbound_syns_and_datagrams() {
+    let _serial = integration_tests::serial();
     require_root();
     require_docker();
     let t = Tiers::start(&unique("cidr-in"));
@@ -389,6 +394,7 @@ fn udp_from_outside(t: &Tiers, outside: &NetNs, web4: &str) -> Value {
 /// runtime's metadata): its containers reach each other, not a CIDR segment.
 #[test]
 fn a_docker_network_name_selects_a_segment() {
+    let _serial = integration_tests::serial();
     require_root();
     require_docker();
     let t = Tiers::start(&unique("netsel"));
@@ -422,6 +428,7 @@ fn a_docker_network_name_selects_a_segment() {
 /// each other.
 #[test]
 fn the_default_policy_keeps_containers_from_the_cloud_metadata_service() {
+    let _serial = integration_tests::serial();
     require_root();
     require_docker();
     let t = Tiers::start(&unique("metadata"));
@@ -457,6 +464,7 @@ fn the_default_policy_keeps_containers_from_the_cloud_metadata_service() {
 
 #[test]
 fn kill_kills_the_connecting_process() {
+    let _serial = integration_tests::serial();
     require_root();
     require_docker();
     let t = Tiers::start(&unique("netkill"));

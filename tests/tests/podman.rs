@@ -37,6 +37,7 @@ impl Drop for Guard {
 
 #[test]
 fn podman_containers_are_found_at_startup_and_complete_on_their_first_exec() {
+    let _serial = integration_tests::serial();
     require_root();
     let socket = env_path("SENSOR_TEST_PODMAN_SOCKET");
     let image = image();

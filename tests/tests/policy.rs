@@ -108,6 +108,7 @@ fn run_ls(tier: &str) -> (i32, String, String) {
 
 #[test]
 fn audit_reports_would_kill_and_the_program_runs() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("audit");
     let policy = write_policy(&ls_policy("audit", &tier));
@@ -124,6 +125,7 @@ fn audit_reports_would_kill_and_the_program_runs() {
 
 #[test]
 fn enforce_kills_before_the_program_runs() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("enforce");
     let policy = write_policy(&ls_policy("enforce", &tier));
@@ -151,6 +153,7 @@ fn enforce_kills_before_the_program_runs() {
 
 #[test]
 fn mode_flag_overrides_the_file() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("override");
     let policy = write_policy(&ls_policy("enforce", &tier));
@@ -162,6 +165,7 @@ fn mode_flag_overrides_the_file() {
 
 #[test]
 fn reload_from_audit_to_enforce_applies_to_a_running_container() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("reload");
     let mut cm = ConfigMapDir::new(&ls_policy("audit", &tier));
@@ -216,6 +220,7 @@ fn reload_from_audit_to_enforce_applies_to_a_running_container() {
 
 #[test]
 fn invalid_reload_keeps_the_old_policy_in_force() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("invalid");
     let policy = write_policy(&ls_policy("enforce", &tier));
@@ -258,6 +263,7 @@ fn invalid_reload_keeps_the_old_policy_in_force() {
 
 #[test]
 fn sighup_reloads_the_policy() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("hup");
     let policy = write_policy(&ls_policy("audit", &tier));

@@ -97,6 +97,7 @@ fn host_calls_untouched(sensor: &mut Sensor) {
 
 #[test]
 fn audit_reports_escape_syscalls_with_decoded_arguments() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("sys-audit");
     let p = policy("audit", &tier);
@@ -139,6 +140,7 @@ fn audit_reports_escape_syscalls_with_decoded_arguments() {
 
 #[test]
 fn enforce_kill_kills_each_escape_syscall_at_entry() {
+    let _serial = integration_tests::serial();
     require_docker();
     let tier = unique("sys-kill");
     let p = policy("enforce", &tier);

@@ -222,7 +222,12 @@ fn copy_into(root: &Path, src: &Path, dst: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build_initramfs(sensor: &Path, guest: &Path, workload: &Path) -> anyhow::Result<PathBuf> {
+fn build_initramfs(
+    sensor: &Path,
+    guest: &Path,
+    workload: &Path,
+    attack: &Path,
+) -> anyhow::Result<PathBuf> {
     let dir = vm_dir();
     let root = dir.join("initramfs");
     let _ = fs::remove_dir_all(&root);
@@ -257,6 +262,7 @@ fn build_initramfs(sensor: &Path, guest: &Path, workload: &Path) -> anyhow::Resu
     }
     copy_into(&root, guest, "/bin/guest")?;
     copy_into(&root, workload, "/bin/workload")?;
+    copy_into(&root, attack, "/bin/attack")?;
     fs::write(root.join("init"), INIT)?;
     run(Command::new("chmod").args(["+x"]).arg(root.join("init")))?;
     let image = dir.join("initramfs.cpio");
@@ -499,7 +505,7 @@ pub fn vmtest(kernel: &str, filter: Option<&str>, readme: bool) -> anyhow::Resul
     let sensor = crate::build_sensor(true)?;
     let bins = crate::bench::build_static_test_bins()?;
     fs::create_dir_all(vm_dir())?;
-    let initramfs = build_initramfs(&sensor, &bins.guest, &bins.workload)?;
+    let initramfs = build_initramfs(&sensor, &bins.guest, &bins.workload, &bins.attack)?;
     let mut runs = Vec::new();
     for k in kernels {
         let (image, release) = fetch_kernel(k)?;

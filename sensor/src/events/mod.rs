@@ -8,6 +8,7 @@ pub mod exec;
 pub mod network;
 pub mod reader;
 pub mod syscall;
+pub mod tamper;
 
 use std::fmt;
 
@@ -37,6 +38,7 @@ pub enum Event {
     Network(network::Network),
     Syscall(syscall::Syscall),
     Escape(escape::Escape),
+    Tamper(tamper::Tamper),
 }
 
 impl Event {
@@ -48,6 +50,7 @@ impl Event {
             Self::Network(n) => &n.header,
             Self::Syscall(s) => &s.header,
             Self::Escape(e) => &e.header,
+            Self::Tamper(t) => &t.header,
         }
     }
 }
@@ -128,6 +131,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         kind::NETWORK => network::decode(bytes).map(Event::Network),
         kind::SYSCALL => syscall::decode(bytes).map(Event::Syscall),
         kind::ESCAPE => escape::decode(bytes).map(Event::Escape),
+        kind::TAMPER => tamper::decode(bytes).map(Event::Tamper),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }

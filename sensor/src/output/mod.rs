@@ -205,6 +205,23 @@ pub struct EscapeView<'a> {
 }
 
 #[derive(Serialize)]
+pub struct TamperBody<'a> {
+    pub tamper: TamperView,
+    pub process: ProcessRef<'a>,
+    pub container: Option<ContainerView<'a>>,
+    #[serde(flatten)]
+    pub verdict: VerdictView<'a>,
+}
+
+#[derive(Serialize)]
+pub struct TamperView {
+    /// The sensor's object asked for: `prog`, `map`, `link` or `btf` and its id; `signal` and
+    /// the signal number; `ptrace` and the access mode.
+    pub object: &'static str,
+    pub id: u32,
+}
+
+#[derive(Serialize)]
 pub struct MatchedView<'a> {
     pub by: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -94,12 +94,14 @@ impl<S: Sink> Pipeline<S> {
             | Event::Capability(_)
             | Event::Network(_)
             | Event::Syscall(_)
-            | Event::Escape(_) => {
+            | Event::Escape(_)
+            | Event::Tamper(_) => {
                 let kind = match &event {
                     Event::Exec(_) => kind::EXEC,
                     Event::Network(_) => kind::NETWORK,
                     Event::Syscall(_) => kind::SYSCALL,
                     Event::Escape(_) => kind::ESCAPE,
+                    Event::Tamper(_) => kind::TAMPER,
                     _ => kind::CAPABILITY,
                 };
                 self.metrics.events[kind as usize].fetch_add(1, Relaxed);
@@ -174,6 +176,7 @@ impl<S: Sink> Pipeline<S> {
             Event::Network(n) => self.write_network(n, attribution),
             Event::Syscall(c) => self.write_syscall(c, attribution),
             Event::Escape(e) => self.write_escape(e, attribution),
+            Event::Tamper(t) => self.write_tamper(t, attribution),
             Event::CgroupMkdir(_) | Event::CgroupRmdir(_) => Ok(()),
         }
     }
@@ -210,18 +213,34 @@ impl<S: Sink> Pipeline<S> {
                 to_cgroup: e.to_cgroup,
                 to_path: to.as_deref(),
             },
-            process: ProcessRef {
-                pid: e.header.pid,
-                ppid: e.header.ppid,
-                uid: e.header.uid,
-                gid: e.header.gid,
-                comm: &e.header.comm,
-                exe: exe.as_deref(),
-            },
+            process: process_ref(&e.header, exe.as_deref()),
             container: container.as_deref().map(Container::view),
             verdict,
         };
         self.write("escape", &time, body)
+    }
+
+    /// Not a policy verdict: the sensor's guard of its own objects, always enforced.
+    fn write_tamper(
+        &mut self,
+        t: &crate::events::tamper::Tamper,
+        attribution: Attribution,
+    ) -> io::Result<()> {
+        let container = self.container_of(attribution)?;
+        let time = self.clock.rfc3339(t.header.ktime_ns);
+        let action = Action::from_code(t.verdict.action).unwrap_or(Action::Kill);
+        let verdict = self.verdict_view("sensor.guard", action, t.verdict);
+        let exe = self.exes.get(t.header.pid);
+        let body = crate::output::TamperBody {
+            tamper: crate::output::TamperView {
+                object: t.object,
+                id: t.id,
+            },
+            process: process_ref(&t.header, exe.as_deref()),
+            container: container.as_deref().map(Container::view),
+            verdict,
+        };
+        self.write("tamper", &time, body)
     }
 
     fn write_syscall(&mut self, call: &Syscall, attribution: Attribution) -> io::Result<()> {
@@ -242,14 +261,7 @@ impl<S: Sink> Pipeline<S> {
                 compat: call.compat,
                 count: None,
             },
-            process: Some(ProcessRef {
-                pid: call.header.pid,
-                ppid: call.header.ppid,
-                uid: call.header.uid,
-                gid: call.header.gid,
-                comm: &call.header.comm,
-                exe: exe.as_deref(),
-            }),
+            process: Some(process_ref(&call.header, exe.as_deref())),
             container: container.as_deref().map(Container::view),
             verdict,
             summary: false,
@@ -270,14 +282,7 @@ impl<S: Sink> Pipeline<S> {
                 count: 1,
             },
             syscall: syscall_name(cap.syscall),
-            process: Some(ProcessRef {
-                pid: cap.header.pid,
-                ppid: cap.header.ppid,
-                uid: cap.header.uid,
-                gid: cap.header.gid,
-                comm: &cap.header.comm,
-                exe: exe.as_deref(),
-            }),
+            process: Some(process_ref(&cap.header, exe.as_deref())),
             container: container.as_deref().map(Container::view),
             verdict,
             summary: false,
@@ -785,5 +790,17 @@ impl ExeCache {
 
     fn get(&self, pid: u32) -> Option<Arc<str>> {
         self.by_pid.get(&pid).cloned()
+    }
+}
+
+/// The `process` part of a line, from an event's header and the executable the daemon knows.
+fn process_ref<'a>(h: &'a crate::events::Header, exe: Option<&'a str>) -> ProcessRef<'a> {
+    ProcessRef {
+        pid: h.pid,
+        ppid: h.ppid,
+        uid: h.uid,
+        gid: h.gid,
+        comm: &h.comm,
+        exe,
     }
 }

@@ -29,6 +29,10 @@ const USAGE: &str = "usage: attack MODE ARGS
   socket KIND [ADDR]         socket(2) of KIND (raw-icmp, packet, inet-packet, ping, sctp, udp) and, with ADDR, one
                              datagram to it
   open PATH                  open(2) PATH read-only
+  bpf-by-id OBJECT ID [int80]  bpf(BPF_<OBJECT>_GET_FD_BY_ID) of ID (OBJECT: prog, map, link, btf),
+                             natively or as a 32-bit call
+  bpf-own                    loads a trivial socket filter, then asks for it by its id (a process using
+                             its own BPF objects)
   fsopen                     fsopen(\"tmpfs\"): the first step of a mount through the new mount API
   open-tree PATH             open_tree(PATH, OPEN_TREE_CLONE): a detached copy of a mount, to attach
   clone-newuts               clone(CLONE_NEWUTS); the child then sets the hostname (CAP_SYS_ADMIN) and
@@ -137,6 +141,76 @@ fn int80_mode(name: &str) {
     };
     let r = if r < 0 { Err((-r) as i32) } else { Ok(r) };
     report(&format!("int80-{name}"), r, "");
+}
+
+/// bpf(cmd, attr, 128) natively, or through int 0x80 with `attr` below 4 GiB.
+fn bpf_call(cmd: u32, attr: &[u8; 128], compat: bool) -> Result<i64, i32> {
+    if compat {
+        let low = low_memory(4096);
+        // SAFETY: the mapping is 4096 bytes, the attribute 128.
+        unsafe { std::ptr::copy_nonoverlapping(attr.as_ptr(), low, 128) };
+        let r = int80(357, cmd, low as usize as u32, 128, 0, 0);
+        return if r < 0 { Err((-r) as i32) } else { Ok(r) };
+    }
+    // SAFETY: bpf(2) with a live 128-byte attribute.
+    check(unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_ptr(), 128) })
+}
+
+fn bpf_by_id(object: &str, id: u32, compat: bool) {
+    let cmd = match object {
+        "prog" => 13,
+        "map" => 14,
+        "btf" => 19,
+        "link" => 30,
+        _ => usage(),
+    };
+    let mut attr = [0u8; 128];
+    attr[..4].copy_from_slice(&id.to_ne_bytes());
+    report(
+        &format!("bpf-{object}-by-id"),
+        bpf_call(cmd, &attr, compat),
+        "",
+    );
+}
+
+fn bpf_own() {
+    // Before 5.11 BPF memory is charged to RLIMIT_MEMLOCK, shared by all of root's processes
+    // (the sensor's maps included): lift it, as any BPF loader does.
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a live struct.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+    // BPF_PROG_LOAD of a socket filter: r0 = 0; exit.
+    let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
+    let license = CString::new("GPL").unwrap();
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&1u32.to_ne_bytes()); // BPF_PROG_TYPE_SOCKET_FILTER
+    attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
+    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+    let fd = match bpf_call(5, &attr, false) {
+        Ok(fd) => fd as u32,
+        Err(e) => return report("bpf-own-load", Err(e), ""),
+    };
+    // BPF_OBJ_GET_INFO_BY_FD: bpf_prog_info.id is its second u32.
+    let mut info = [0u8; 256];
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&fd.to_ne_bytes());
+    attr[4..8].copy_from_slice(&(info.len() as u32).to_ne_bytes());
+    attr[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_ne_bytes());
+    if let Err(e) = bpf_call(15, &attr, false) {
+        return report("bpf-own-info", Err(e), "");
+    }
+    let id = u32::from_ne_bytes([info[4], info[5], info[6], info[7]]);
+    let mut attr = [0u8; 128];
+    attr[..4].copy_from_slice(&id.to_ne_bytes());
+    report(
+        "bpf-own",
+        bpf_call(13, &attr, false),
+        &format!(",\"id\":{id}"),
+    );
 }
 
 fn cstrings(args: &[String]) -> Vec<CString> {
@@ -720,6 +794,12 @@ fn main() {
             report("open-tree", r, "");
         }
         "clone-newuts" => clone_newuts(),
+        "bpf-by-id" => bpf_by_id(
+            arg(2),
+            arg(3).parse().unwrap_or_else(|_| usage()),
+            args.get(4).is_some_and(|a| a == "int80"),
+        ),
+        "bpf-own" => bpf_own(),
         "vm-read" => vm_read(),
         "open" => {
             let c = CString::new(arg(2)).unwrap();
