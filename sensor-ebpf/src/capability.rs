@@ -34,8 +34,7 @@ use crate::{
 #[unsafe(no_mangle)]
 static CAP_CONFIG: CapConfig = CapConfig { refused_only: 0 };
 
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_SYS_PTRACE: u32 = 19;
+use crate::nr::{CAP_SYS_ADMIN, CAP_SYS_PTRACE, IO_URING_ENTER};
 const EPERM: i32 = 1;
 
 // x86_64 syscall numbers whose CAP_SYS_ADMIN checks are asked with CAP_OPT_NOAUDIT, which the
@@ -96,9 +95,6 @@ fn in_io_uring(offsets: &sensor_common::offsets::KernelOffsets) -> bool {
         .is_some_and(|f| f & sensor_common::offsets::PF_IO_WORKER != 0);
     worker || current_syscall(offsets) == IO_URING_ENTER
 }
-
-/// `io_uring_enter`: the same number on x86_64 and aarch64.
-const IO_URING_ENTER: i32 = 426;
 
 #[lsm(hook = "capable")]
 pub fn capable(ctx: LsmContext) -> i32 {
@@ -253,12 +249,16 @@ fn on_check<C: EbpfContext>(
     }
     // The answers are 0 or -EPERM; the verifier sees only a number, and an LSM program must
     // provably return an errno (6.12+ check): the answer is rebuilt from constants below.
-    let by_syscall = capability_syscall_rules(syscall as u64, scope.cgroup_id, flags) != 0;
-    let by_capability = capability_rules(cap as u64, syscall as u64, scope.cgroup_id, flags) != 0;
+    let active = policy::Active::pack(scope.active);
+    let by_syscall = capability_syscall_rules(syscall as u64, active, flags) != 0;
+    let by_capability =
+        capability_rules(cap as u64, syscall as u64, scope.cgroup_id, active, flags) != 0;
     // The sensor's own objects, asked for by id: refused where this is the LSM hook, the
     // caller killed elsewhere — in audit mode too: the guard is not a policy rule.
     if granted
         && !secondary
+        && cap == CAP_SYS_ADMIN
+        && syscall == crate::nr::BPF
         && crate::process::process_guard(cap as u64, syscall as u64, source as u64) != 0
     {
         return -EPERM;
@@ -267,6 +267,7 @@ fn on_check<C: EbpfContext>(
     // creator killed elsewhere.
     if granted
         && !secondary
+        && cap == crate::nr::CAP_NET_RAW
         && crate::network::network_packet_socket(cap as u64, syscall as u64) != 0
     {
         if source == SOURCE_LSM {
@@ -284,11 +285,11 @@ fn on_check<C: EbpfContext>(
 /// The syscall rules judged at this check (global: see `on_check`).
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn capability_syscall_rules(syscall: u64, cgroup_id: u64, flags: u64) -> i64 {
+pub extern "C" fn capability_syscall_rules(syscall: u64, active: u64, flags: u64) -> i64 {
     let source = (flags >> SOURCE_SHIFT) as u8;
     crate::syscall::at_capability_check(
         syscall as i32,
-        policy::active(cgroup_id),
+        policy::Active::unpack(active),
         source == SOURCE_LSM,
         flags & SECONDARY == 0,
     ) as i64
@@ -297,10 +298,16 @@ pub extern "C" fn capability_syscall_rules(syscall: u64, cgroup_id: u64, flags: 
 /// The capability rules of this check (global: see `on_check`).
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn capability_rules(cap: u64, syscall: u64, cgroup_id: u64, flags: u64) -> i64 {
+pub extern "C" fn capability_rules(
+    cap: u64,
+    syscall: u64,
+    cgroup_id: u64,
+    active: u64,
+    flags: u64,
+) -> i64 {
     let scope = Scope {
         cgroup_id,
-        active: policy::active(cgroup_id),
+        active: policy::Active::unpack(active),
     };
     on_cap_check(
         scope,

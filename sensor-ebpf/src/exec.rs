@@ -1134,14 +1134,6 @@ fn read_inputs_body(s: &mut ExecScratch, bprm: *const u8, args: usize) -> i64 {
     0
 }
 
-#[cfg(bpf_target_arch = "x86_64")]
-const NR_EXECVE: i32 = 59;
-#[cfg(bpf_target_arch = "x86_64")]
-const NR_EXECVEAT: i32 = 322;
-#[cfg(not(bpf_target_arch = "x86_64"))]
-const NR_EXECVE: i32 = 221;
-#[cfg(not(bpf_target_arch = "x86_64"))]
-const NR_EXECVEAT: i32 = 281;
 /// How many of argv's strings `read_argv` copies.
 const ARGV_MAX: usize = 32;
 
@@ -1155,8 +1147,8 @@ fn read_argv_body(s: &mut ExecScratch) -> i64 {
     let (nr, compat) = crate::task::current_call(&o);
     let args = crate::task::syscall_args(&o);
     let argv = match nr {
-        NR_EXECVE => args[1],
-        NR_EXECVEAT => args[2],
+        crate::nr::EXECVE => args[1],
+        crate::nr::EXECVEAT => args[2],
         _ => return 0,
     };
     if argv == 0 {

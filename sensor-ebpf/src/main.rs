@@ -9,6 +9,7 @@ mod exec;
 mod iouring;
 mod maps;
 mod network;
+mod nr;
 mod policy;
 mod probe;
 mod process;

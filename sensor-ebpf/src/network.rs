@@ -642,14 +642,6 @@ fn unjudged_socket(protocol: u8, hook: u8) -> Option<bool> {
 const AF_PACKET: u64 = 17;
 const SOCK_PACKET: u64 = 10;
 const AF_XDP: u64 = 44;
-const CAP_NET_RAW: u32 = 13;
-#[cfg(bpf_target_arch = "x86_64")]
-const NR_SOCKET: i32 = 41;
-#[cfg(not(bpf_target_arch = "x86_64"))]
-const NR_SOCKET: i32 = 198;
-
-/// `io_uring_enter`: the same number on x86_64 and aarch64.
-const NR_IO_URING_ENTER: i32 = 426;
 
 /// Packet and XDP sockets bypass the IP stack and every cgroup hook; creating one checks
 /// CAP_NET_RAW, and the capability programs ask here: in a segmented container where
@@ -661,17 +653,19 @@ const NR_IO_URING_ENTER: i32 = 426;
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn network_packet_socket(cap: u64, syscall: u64) -> i64 {
-    if cap as u32 != CAP_NET_RAW {
+    if cap as u32 != crate::nr::CAP_NET_RAW {
         return 0;
     }
     let nr = syscall as i32;
-    let creates = if nr == NR_SOCKET {
+    let creates = if nr == crate::nr::SOCKET {
         let args = crate::task::syscall_args(&offsets());
         // `socket(AF_INET, SOCK_PACKET, …)`, the obsolete spelling, is made AF_PACKET by the
         // kernel (the type without its SOCK_NONBLOCK/SOCK_CLOEXEC flags).
         args[0] == AF_PACKET || args[0] == AF_XDP || (args[0] == 2 && args[1] & 0xf == SOCK_PACKET)
     } else {
-        nr < 0 || nr == NR_IO_URING_ENTER || nr as u32 == sensor_common::syscall::NR_COMPAT_ONLY
+        nr < 0
+            || nr == crate::nr::IO_URING_ENTER
+            || nr as u32 == sensor_common::syscall::NR_COMPAT_ONLY
     };
     if !creates {
         return 0;

@@ -13,6 +13,31 @@ pub struct Active {
     pub enforce: bool,
 }
 
+impl Active {
+    /// As one scalar, for global functions (which take scalars only); 0 is `None`.
+    #[inline(always)]
+    pub fn pack(active: Option<Active>) -> u64 {
+        match active {
+            Some(a) => {
+                1 << 63
+                    | u64::from(a.enforce) << 40
+                    | u64::from(a.generation) << 32
+                    | u64::from(a.ruleset)
+            }
+            None => 0,
+        }
+    }
+
+    #[inline(always)]
+    pub fn unpack(packed: u64) -> Option<Active> {
+        (packed >> 63 != 0).then_some(Active {
+            ruleset: packed as u32,
+            generation: (packed >> 32) as u8 & 1,
+            enforce: (packed >> 40) & 1 != 0,
+        })
+    }
+}
+
 /// The ruleset of cgroup `cgroup_id` under the active generation. Container cgroups have an
 /// entry (possibly NO_RULESET); any other cgroup is the host's. `None` when nothing applies,
 /// and always for the sensor itself.

@@ -178,12 +178,6 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// `unshare` on this architecture: a clone that creates namespaces is judged as it.
-#[cfg(bpf_target_arch = "x86_64")]
-const NR_UNSHARE: u32 = 272;
-#[cfg(not(bpf_target_arch = "x86_64"))]
-const NR_UNSHARE: u32 = 97;
-
 /// A clone that created namespaces (`clone(CLONE_NEWNS | ...)`, `clone3`) did what `unshare`
 /// does: judged by the rules naming `unshare`, for the calling process. Under `kill` the caller
 /// dies here and the child at its first judged operation (it has run no code of its own yet,
@@ -206,7 +200,11 @@ fn new_namespaces(
     // The clone's flags, for the event: its first argument (clone) or the clone_args' first
     // field (clone3) are not read; the namespaces are what the kernel made.
     let args = [0u64; sensor_common::syscall::ARGS];
-    if crate::syscall::judge_elsewhere(NR_UNSHARE, &args, sensor_common::syscall::SEEN_AT_FORK) {
+    if crate::syscall::judge_elsewhere(
+        crate::nr::UNSHARE as u32,
+        &args,
+        sensor_common::syscall::SEEN_AT_FORK,
+    ) {
         let _ = DOOMED.insert(child_tgid, 1, 0);
     }
 }
@@ -377,12 +375,6 @@ pub fn sensor_whoami(_ctx: RawTracePointContext) -> i32 {
     0
 }
 
-#[cfg(bpf_target_arch = "x86_64")]
-const NR_BPF: i32 = 321;
-#[cfg(not(bpf_target_arch = "x86_64"))]
-const NR_BPF: i32 = 280;
-const CAP_SYS_ADMIN: u32 = 21;
-
 /// The guard of the sensor's own objects, at a CAP_SYS_ADMIN check of a process of a
 /// container (`capability::on_check`): `bpf(BPF_{PROG,MAP,BTF,LINK}_GET_FD_BY_ID)` of an id in
 /// `SENSOR_OBJECTS` is refused (where `source` is the LSM hook) or its caller killed, and
@@ -395,7 +387,7 @@ pub extern "C" fn process_guard(cap: u64, syscall: u64, source: u64) -> i64 {
     use sensor_common::process::{
         OBJECT_BTF, OBJECT_LINK, OBJECT_MAP, OBJECT_PROG, RULE_GUARD, object_key,
     };
-    if cap as u32 != CAP_SYS_ADMIN || syscall as i32 != NR_BPF {
+    if cap as u32 != crate::nr::CAP_SYS_ADMIN || syscall as i32 != crate::nr::BPF {
         return 0;
     }
     let args = crate::task::syscall_args(&offsets());

@@ -426,7 +426,9 @@ fn echo_policy_sensor(action: &str) -> (Sensor, PathBuf) {
     policy_sensor("no-echo", "exec: { deny: [\"/bin/echo\"] }", action)
 }
 
-fn lsm_skip(p: &Value) -> Option<Outcome> {
+/// A skip where BPF LSM is not usable, saying why and what the kernel gets instead
+/// (`without`).
+fn lsm_skip(p: &Value, without: &str) -> Option<Outcome> {
     if kernel_has(p, "lsm") {
         return None;
     }
@@ -437,7 +439,7 @@ fn lsm_skip(p: &Value) -> Option<Outcome> {
         .unwrap_or("not probed")
         .to_owned();
     Some(Outcome::Skip(format!(
-        "BPF LSM is not usable on this kernel ({why}): block falls back to kill here; the QEMU guests prove this path"
+        "BPF LSM is not usable on this kernel ({why}): {without}; the QEMU guests prove this path"
     )))
 }
 
@@ -497,7 +499,7 @@ pub fn capability_kill_names_the_syscall() -> Outcome {
 /// Where BPF LSM runs, `action: block` makes the check fail: mount gets EPERM and the process
 /// that called it lives on.
 pub fn capability_block_refuses_with_eperm() -> Outcome {
-    if let Some(skip) = lsm_skip(&probe()) {
+    if let Some(skip) = lsm_skip(&probe(), "block falls back to kill here") {
         return skip;
     }
     let (mut sensor, policy) =
@@ -707,7 +709,7 @@ fn ready_container(sensor: &mut Sensor, tag: &str) -> TestCgroup {
 /// Where BPF LSM runs, `action: block` refuses the exec itself: execve fails with EPERM and
 /// the process that called it lives on.
 pub fn exec_block_refuses_with_eperm() -> Outcome {
-    if let Some(skip) = lsm_skip(&probe()) {
+    if let Some(skip) = lsm_skip(&probe(), "block falls back to kill here") {
         return skip;
     }
     let (mut sensor, policy) = echo_policy_sensor("block");
@@ -875,7 +877,10 @@ pub fn the_sensors_objects_are_guarded() -> Outcome {
 /// namespace, as in the guests) can neither signal it nor attach to it: `kill` and opening
 /// `/proc/<pid>/mem` fail with EPERM and the sensor runs on. The host (the test itself) may.
 pub fn the_sensors_process_is_guarded() -> Outcome {
-    if let Some(skip) = lsm_skip(&probe()) {
+    if let Some(skip) = lsm_skip(
+        &probe(),
+        "no hook can refuse a signal or a ptrace attach to the sensor here",
+    ) {
         return skip;
     }
     let mut sensor = Sensor::start(&["--docker-socket", ""]);

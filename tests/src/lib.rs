@@ -581,6 +581,15 @@ pub fn exec_in(name: &str, cmd: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// `/usr/local/bin/HELPER ARGS…` (`attack`, `workload`) in container `name`: exit code,
+/// stdout, stderr.
+pub fn helper_in(name: &str, helper: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let path = format!("/usr/local/bin/{helper}");
+    let mut cmd = vec![path.as_str()];
+    cmd.extend_from_slice(args);
+    exec_in(name, &cmd)
+}
+
 /// Starts `sleep 300` in a container labelled `tier=TIER` with extra docker `opts`; its id.
 pub fn start_labelled(name: &str, tier: &str, opts: &[&str]) -> String {
     let label = format!("tier={tier}");

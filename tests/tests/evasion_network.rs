@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use integration_tests::{
-    ContainerGuard, Sensor, exec_in, kernel_has, last_json, probe, require_docker, serial,
+    ContainerGuard, Sensor, helper_in, kernel_has, last_json, probe, require_docker, serial,
     start_labelled, unique,
 };
 use serde_json::Value;
@@ -13,9 +13,7 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn attack(name: &str, args: &[&str]) -> (Option<i32>, Value) {
-    let mut cmd = vec!["/usr/local/bin/attack"];
-    cmd.extend_from_slice(args);
-    let (code, out, err) = exec_in(name, &cmd);
+    let (code, out, err) = helper_in(name, "attack", args);
     let line = if code == Some(137) {
         Value::Null
     } else {
@@ -26,9 +24,7 @@ fn attack(name: &str, args: &[&str]) -> (Option<i32>, Value) {
 }
 
 fn workload(name: &str, args: &[&str]) -> Value {
-    let mut cmd = vec!["/usr/local/bin/workload"];
-    cmd.extend_from_slice(args);
-    let (_, out, err) = exec_in(name, &cmd);
+    let (_, out, err) = helper_in(name, "workload", args);
     assert!(out.contains('{'), "workload {args:?}: {out} {err}");
     last_json(&out)
 }

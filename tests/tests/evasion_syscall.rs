@@ -34,9 +34,7 @@ fn start(name: &str, tier: &str) -> String {
 }
 
 fn attack(name: &str, args: &[&str]) -> (Option<i32>, String) {
-    let mut cmd = vec!["/usr/local/bin/attack"];
-    cmd.extend_from_slice(args);
-    let (code, out, _) = exec_in(name, &cmd);
+    let (code, out, _) = integration_tests::helper_in(name, "attack", args);
     (code, out)
 }
 

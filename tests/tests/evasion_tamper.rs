@@ -6,15 +6,13 @@
 use std::time::Duration;
 
 use integration_tests::{
-    ContainerGuard, Sensor, exec_in, kernel_has, last_json, object_ids_of, probe, require_docker,
-    serial, start_labelled, unique,
+    ContainerGuard, Sensor, kernel_has, last_json, object_ids_of, probe, require_docker, serial,
+    start_labelled, unique,
 };
 use serde_json::Value;
 
 fn attack(name: &str, args: &[&str]) -> (Option<i32>, String) {
-    let mut cmd = vec!["/usr/local/bin/attack"];
-    cmd.extend_from_slice(args);
-    let (code, out, err) = exec_in(name, &cmd);
+    let (code, out, err) = integration_tests::helper_in(name, "attack", args);
     (code, format!("{out}{err}"))
 }
 
