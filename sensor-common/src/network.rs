@@ -7,8 +7,14 @@
 
 use crate::{EventHeader, policy::Verdict};
 
-/// Segments a policy can define: one bit each in a `u64` mask.
-pub const MAX_SEGMENTS: usize = 64;
+/// Segments a policy can define: one bit each in a `u64` mask, the top bit being
+/// `SEGMENTS_PENDING`.
+pub const MAX_SEGMENTS: usize = 63;
+
+/// The mask of a container whose metadata has not arrived, in a policy whose segments select
+/// containers: it may belong to any segment, so it is held to what segmentation allows from
+/// none of them (fail closed, as every other rule judges a pending container).
+pub const SEGMENTS_PENDING: u64 = 1 << 63;
 
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
@@ -30,6 +36,10 @@ pub const REASON_SOCKET: u8 = 3;
 /// To a broadcast or multicast address from a segmented container: it reaches every segment
 /// on the link.
 pub const REASON_BROADCAST: u8 = 4;
+/// From (or to) a container whose metadata has not arrived (`SEGMENTS_PENDING`): denied what
+/// any segment it may turn out to be in would deny — every address of a segment under
+/// `cross_segment: deny`, every other address under `unknown: deny`.
+pub const REASON_PENDING: u8 = 5;
 
 /// Where the hook saw the flow.
 pub const HOOK_CONNECT: u8 = 1;

@@ -29,7 +29,8 @@ use sensor_common::{
         AddrKey, CidrKeyData, DIRECTION_EGRESS, DIRECTION_INGRESS, FlowKey, HOOK_CONNECT,
         HOOK_INGRESS, HOOK_PACKET, HOOK_SENDMSG, HOOK_SOCKET, NetKey, NetworkConfig, NetworkEvent,
         NetworkHooks, PROTO_OTHER, PROTO_TCP, PROTO_UDP, REASON_ALLOWED, REASON_BROADCAST,
-        REASON_CROSS_SEGMENT, REASON_SOCKET, REASON_UNKNOWN, is_broadcast, is_local, mapped_v4,
+        REASON_CROSS_SEGMENT, REASON_PENDING, REASON_SOCKET, REASON_UNKNOWN, SEGMENTS_PENDING,
+        is_broadcast, is_local, mapped_v4,
     },
     policy::{ACTION_BLOCK, ACTION_KILL, ACTION_NONE, ENFORCED_SIGNAL, MODE_ENFORCE, Verdict},
 };
@@ -169,6 +170,19 @@ fn judge(flow: &Flow, from_remote: bool) -> Option<Judged> {
         if net.cross_segment != ACTION_NONE {
             judged.action = net.cross_segment;
             judged.reason = REASON_BROADCAST;
+        }
+        return Some(judged);
+    }
+    // Metadata not there yet: it may be in any segment, so it gets what all of them would.
+    if local & SEGMENTS_PENDING != 0 {
+        let action = if remote == 0 {
+            net.unknown
+        } else {
+            net.cross_segment
+        };
+        if action != ACTION_NONE {
+            judged.action = action;
+            judged.reason = REASON_PENDING;
         }
         return Some(judged);
     }
@@ -540,8 +554,11 @@ fn on_ingress(ctx: &SkBuffContext) -> Option<i32> {
         hook: HOOK_INGRESS,
     };
     let judged = judge(&flow, true)?;
-    // Inbound from addresses in no segment is the host firewall's business, not `unknown`'s.
-    if judged.reason != REASON_CROSS_SEGMENT {
+    // Inbound from addresses in no segment is the host firewall's business, not `unknown`'s;
+    // a pending container is judged as if segmented (`judge`).
+    if judged.reason != REASON_CROSS_SEGMENT
+        && !(judged.reason == REASON_PENDING && judged.remote_segments != 0)
+    {
         return None;
     }
     if judged.enforce && judged.action >= ACTION_BLOCK {

@@ -251,3 +251,113 @@ fn a_flow_rewritten_to_another_segment_is_dropped_where_it_arrives() {
     assert_eq!(line["enforced"], true, "{line}");
     let _ = std::fs::remove_file(&p);
 }
+
+/// A Docker socket that holds every connection until `answer` is set, then relays it to the
+/// real one: the runtime "slow to answer" for as long as a test wants.
+fn held_docker_socket(path: &std::path::Path) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::{
+        os::unix::net::{UnixListener, UnixStream},
+        sync::{
+            Arc,
+            atomic::{AtomicBool, Ordering::Relaxed},
+        },
+    };
+    let answer = Arc::new(AtomicBool::new(false));
+    let listener = UnixListener::bind(path).unwrap();
+    let flag = answer.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(client) = conn else { break };
+            let flag = flag.clone();
+            std::thread::spawn(move || {
+                while !flag.load(Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let Ok(server) = UnixStream::connect("/var/run/docker.sock") else {
+                    return;
+                };
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_in, &mut s_out);
+                    let _ = s_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                let _ = std::io::copy(&mut s_in, &mut c_out);
+                let _ = c_out.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    answer
+}
+
+/// A container whose runtime has not answered yet may turn out to be in any segment: until it
+/// is known, it gets what every segment would deny (fail closed, like every other rule), and
+/// once its metadata is known what its own segments allow.
+#[test]
+fn a_container_whose_metadata_is_late_is_held_to_what_every_segment_denies() {
+    require_docker();
+    let _serial = serial();
+    let tier = unique("late");
+    // The destination: a container of this test, put in a CIDR segment by its address.
+    let dst = unique("latedst");
+    let _d = ContainerGuard(dst.clone());
+    start_labelled(&dst, &unique("nosegment"), &[]);
+    let (dst_ip, _) = integration_tests::net::container_addrs(&dst, "bridge");
+    let p = std::env::temp_dir().join(format!("{}.yaml", unique("latepolicy")));
+    std::fs::write(
+        &p,
+        format!(
+            "version: 1\nmode: enforce\nsegments:\n  - name: web\n    containers: {{ labels: {{ tier: {tier} }} }}\n  - name: lab\n    cidrs: [\"{dst_ip}/32\"]\nnetwork:\n  cross_segment: deny\n  action: block\nrules: []\n"
+        ),
+    )
+    .unwrap();
+    let sock = std::env::temp_dir().join(format!("{}.sock", unique("late")));
+    let answer = held_docker_socket(&sock);
+    let mut sensor = Sensor::start(&[
+        "--policy",
+        p.to_str().unwrap(),
+        "--docker-socket",
+        sock.to_str().unwrap(),
+        "--runtime-timeout-ms",
+        "1000",
+        "--metadata-wait-ms",
+        "1000",
+    ]);
+    // Labelled for no segment: once known, it is not restricted.
+    let name = unique("late");
+    let _g = ContainerGuard(name.clone());
+    let id = start_labelled(&name, &unique("nosegment"), &[]);
+    let target = format!("{dst_ip}:9");
+    let line = workload(&name, &["udp-send", &target]);
+    refused(
+        &line,
+        "a send to a segment while the container's metadata is pending",
+    );
+    let line = workload(&name, &["tcp-connect", &target, "1000"]);
+    refused(&line, "a connect to a segment while pending");
+    // The runtime answers: the sensor's health check finds it back, fetches what it missed,
+    // and the container gets its own segments (none).
+    answer.store(true, std::sync::atomic::Ordering::Relaxed);
+    let released = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = workload(&name, &["udp-send", &target]);
+        if line["ok"] == true {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < released,
+            "still refused 30 s after the runtime answers: {line}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let line = sensor.wait_for(WAIT, "the pending flow", |v| {
+        v["kind"] == "network" && v["container"]["id"] == id && v["rule"] == "network.pending"
+    });
+    assert_eq!(line["action"], "block", "{line}");
+    assert_eq!(line["enforced"], true, "{line}");
+    assert_eq!(line["network"]["src_segment"], "pending", "{line}");
+    assert_eq!(line["network"]["dst_segment"], "lab", "{line}");
+    let _ = std::fs::remove_file(&p);
+    let _ = std::fs::remove_file(&sock);
+}

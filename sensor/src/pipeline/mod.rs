@@ -115,6 +115,9 @@ impl<S: Sink> Pipeline<S> {
                     && !c.announced.load(Relaxed)
                     && c.is_pending()
                 {
+                    // Found by its events rather than its cgroup's creation (a cgroup made
+                    // before the sensor's walk finished): the same as at creation.
+                    self.container_seen(cgroup_id);
                     self.held.insert(
                         cgroup_id,
                         Held {
@@ -138,6 +141,10 @@ impl<S: Sink> Pipeline<S> {
                         container.runtime.as_str(),
                         c.id
                     );
+                    // A container for the kernel from now on: host rules stop applying, and
+                    // until its metadata says which rules are its own, every rule does (fail
+                    // closed). Its fetch, already started, installs them when it completes.
+                    self.container_seen(c.id);
                 }
                 self.update_container_gauge();
             }
@@ -550,6 +557,16 @@ impl<S: Sink> Pipeline<S> {
             self.write("posture", &time, body)?;
         }
         Ok(())
+    }
+
+    /// The kernel judges cgroup `cgroup_id` as a container whose metadata is pending (a no-op
+    /// once its rules are installed).
+    fn container_seen(&mut self, cgroup_id: u64) {
+        if let Some(engine) = &mut self.engine
+            && let Err(e) = engine.container_seen(cgroup_id)
+        {
+            log::error!("policy for the container in cgroup {cgroup_id}: {e}");
+        }
     }
 
     /// A metadata fetch finished: install the container's rules, announce it, release its

@@ -6,7 +6,7 @@ use std::{io, sync::atomic::Ordering::Relaxed};
 use sensor_common::{
     network::{
         DIRECTION_INGRESS, NetKey, PROTO_TCP, PROTO_UDP, REASON_BROADCAST, REASON_CROSS_SEGMENT,
-        REASON_SOCKET, REASON_UNKNOWN,
+        REASON_PENDING, REASON_SOCKET, REASON_UNKNOWN,
     },
     policy::{ACTION_NONE, ENFORCED_CGROUP, Verdict},
 };
@@ -38,6 +38,7 @@ fn rule_name(reason: u8) -> Option<&'static str> {
         REASON_UNKNOWN => Some("network.unknown"),
         REASON_SOCKET => Some("network.socket"),
         REASON_BROADCAST => Some("network.broadcast"),
+        REASON_PENDING => Some("network.pending"),
         _ => None,
     }
 }

@@ -138,11 +138,14 @@ impl Engine {
     pub fn container_seen(&mut self, cgroup: u64) -> Result<(), EngineError> {
         if !self.cgroups.contains_key(&cgroup) {
             let ruleset = self.current.pending_ruleset;
-            self.installer.set_cgroup(cgroup, self.slot, ruleset, 0)?;
+            let segments = self.current.network.pending_segments();
+            self.installer
+                .set_cgroup(cgroup, self.slot, ruleset, segments)?;
             self.cgroups.insert(
                 cgroup,
                 CgroupState {
                     ruleset,
+                    segments,
                     ..CgroupState::default()
                 },
             );
@@ -346,10 +349,12 @@ impl Engine {
             undo(&mut self.installer, &flow_masks);
             return Err(e.into());
         }
-        // Containers not in `subjects` (metadata pending) are judged by every rule.
+        // Containers not in `subjects` (metadata pending) are judged by every rule, and by
+        // what every segment would deny.
+        let pending_segments = network.pending_segments();
         for cgroup in self.cgroups.keys() {
             self.installer
-                .set_cgroup(*cgroup, next, pending_ruleset, 0)?;
+                .set_cgroup(*cgroup, next, pending_ruleset, pending_segments)?;
         }
         let mut cgroups = HashMap::new();
         for (cgroup, state) in assignments {
@@ -366,6 +371,7 @@ impl Engine {
         for cgroup in self.cgroups.keys() {
             cgroups.entry(*cgroup).or_insert_with(|| CgroupState {
                 ruleset: pending_ruleset,
+                segments: pending_segments,
                 ..CgroupState::default()
             });
         }

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use sensor_common::{
     network::{
         CidrKeyData, FlowKey, NetworkConfig, PROTO_OTHER, PROTO_TCP, PROTO_UDP, REASON_ALLOWED,
-        REASON_CROSS_SEGMENT, REASON_UNKNOWN,
+        REASON_CROSS_SEGMENT, REASON_PENDING, REASON_UNKNOWN, SEGMENTS_PENDING,
     },
     policy::ACTION_NONE,
 };
@@ -133,6 +133,9 @@ impl NetworkPlan {
     /// otherwise every container would share it, and tiers added beside it would separate
     /// nothing.
     pub fn segments_of(&self, subject: &Subject<'_>) -> u64 {
+        if subject.pending {
+            return self.pending_segments();
+        }
         if subject.runtime.is_none() {
             return 0;
         }
@@ -149,6 +152,25 @@ impl NetworkPlan {
         match mask(false) {
             0 => mask(true),
             specific => specific,
+        }
+    }
+
+    /// The mask of a container whose metadata has not arrived: 0 when no segment selects
+    /// containers (it will be in none), the catch-all's when that is the only one (it will be
+    /// in it), else `SEGMENTS_PENDING` (it may be in any).
+    pub fn pending_segments(&self) -> u64 {
+        let selecting = || {
+            self.selectors
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| Some((i, s.as_ref()?)))
+        };
+        if selecting().next().is_none() {
+            0
+        } else if selecting().all(|(_, s)| s.is_catch_all()) {
+            selecting().fold(0, |m, (i, _)| m | (1u64 << i))
+        } else {
+            SEGMENTS_PENDING
         }
     }
 
@@ -223,6 +245,9 @@ impl NetworkPlan {
 
     /// Segment names of a mask, in policy order.
     pub fn names_of(&self, mask: u64) -> Vec<&str> {
+        if mask & SEGMENTS_PENDING != 0 {
+            return vec!["pending"];
+        }
         self.names
             .iter()
             .enumerate()
@@ -234,6 +259,19 @@ impl NetworkPlan {
     /// What the kernel decides for a flow from segments `from` to segments `to`: (action,
     /// reason). The same logic as `sensor-ebpf/src/network.rs::judge`, for tests and tools.
     pub fn evaluate(&self, from: u64, to: u64, protocol: u8, port: u16) -> (u8, u8) {
+        if from & SEGMENTS_PENDING != 0 {
+            let action = if to == 0 {
+                self.config.unknown
+            } else {
+                self.config.cross_segment
+            };
+            let reason = if action == ACTION_NONE {
+                REASON_ALLOWED
+            } else {
+                REASON_PENDING
+            };
+            return (action, reason);
+        }
         if from == 0 || from & to != 0 {
             return (ACTION_NONE, REASON_ALLOWED);
         }
@@ -340,6 +378,47 @@ rules: []
         assert_eq!(p.cidr_segments(&ip("::ffff:10.20.1.1")), 0b0100);
         assert_eq!(p.cidr_segments(&ip("fd00:53::1")), 0b1000);
         assert_eq!(p.names_of(0b1100), ["db", "dns"]);
+    }
+
+    #[test]
+    fn a_container_whose_metadata_is_pending_gets_what_every_segment_denies() {
+        let p = plan();
+        assert_eq!(p.pending_segments(), SEGMENTS_PENDING);
+        let pending = p.pending_segments();
+        // To any segment: cross_segment's action, even where an `allow` entry exists (it is
+        // not known to be from `web`).
+        assert_eq!(
+            p.evaluate(pending, 0b0010, PROTO_TCP, 8080),
+            (ACTION_BLOCK, REASON_PENDING)
+        );
+        assert_eq!(
+            p.evaluate(pending, 0b0100, PROTO_TCP, 5432),
+            (ACTION_BLOCK, REASON_PENDING)
+        );
+        // To no segment: unknown's.
+        assert_eq!(
+            p.evaluate(pending, 0, PROTO_UDP, 53),
+            (ACTION_BLOCK, REASON_PENDING)
+        );
+        assert_eq!(p.names_of(pending), ["pending"]);
+        // Metadata that never comes (the runtime could not be asked) is pending for good.
+        assert_eq!(p.segments_of(&Subject::pending()), SEGMENTS_PENDING);
+        // Only `cross_segment` denied: addresses in no segment stay reachable.
+        let text = "version: 1\nsegments:\n  - name: web\n    containers: { labels: { tier: web } }\n\
+                    network:\n  cross_segment: deny\nrules: []\n";
+        let p = NetworkPlan::new(&parse(text).unwrap().policy);
+        assert_eq!(
+            p.evaluate(p.pending_segments(), 0, PROTO_TCP, 80),
+            (ACTION_NONE, REASON_ALLOWED)
+        );
+        // Segments of CIDRs only: no container is ever segmented, nor is a pending one.
+        let text = "version: 1\nsegments:\n  - name: ext\n    cidrs: [\"192.0.2.0/24\"]\n\
+                    network:\n  cross_segment: deny\nrules: []\n";
+        let p = NetworkPlan::new(&parse(text).unwrap().policy);
+        assert_eq!(p.pending_segments(), 0);
+        // A catch-all alone (the default policy): every container is in it, pending or not.
+        let p = NetworkPlan::new(&parse(crate::policy::DEFAULT).unwrap().policy);
+        assert_eq!(p.pending_segments(), 0b01);
     }
 
     #[test]
