@@ -40,6 +40,10 @@ pub const REASON_BROADCAST: u8 = 4;
 /// any segment it may turn out to be in would deny — every address of a segment under
 /// `cross_segment: deny`, every other address under `unknown: deny`.
 pub const REASON_PENDING: u8 = 5;
+/// CAP_NET_ADMIN used in a segmented container: it rewrites, tunnels or redirects packets after
+/// the segment hooks judged them (nftables DNAT, GRE and other tunnels, `tc`), so it is
+/// refused where segmentation denies something.
+pub const REASON_ADMIN: u8 = 6;
 
 /// Where the hook saw the flow.
 pub const HOOK_CONNECT: u8 = 1;
@@ -49,6 +53,8 @@ pub const HOOK_INGRESS: u8 = 3;
 pub const HOOK_SOCKET: u8 = 4;
 /// The CAP_NET_RAW check of `socket(AF_PACKET)` or `socket(AF_XDP)`.
 pub const HOOK_PACKET: u8 = 5;
+/// A CAP_NET_ADMIN check.
+pub const HOOK_ADMIN: u8 = 6;
 
 /// The network part of one policy generation, in `PolicyConfig::network`.
 #[repr(C)]
@@ -61,7 +67,9 @@ pub struct NetworkConfig {
     /// 1 when inbound flows are judged (cross-segment traffic is denied and `inbound` is not
     /// `ignore`): otherwise the ingress program leaves every packet at its first map read.
     pub ingress: u8,
-    pub _pad: u8,
+    /// 1 when CAP_NET_ADMIN is refused in segmented containers (`net_admin: deny`, and
+    /// segmentation denies something).
+    pub net_admin: u8,
 }
 
 const _: () = assert!(core::mem::size_of::<NetworkConfig>() == 4);

@@ -263,12 +263,15 @@ fn on_check<C: EbpfContext>(
     {
         return -EPERM;
     }
-    // A packet socket in a segmented container: refused where this is the LSM hook, its
-    // creator killed elsewhere.
+    // A packet socket or CAP_NET_ADMIN in a segmented container: refused where this is the
+    // LSM hook, the caller killed elsewhere.
     if granted
         && !secondary
-        && cap == crate::nr::CAP_NET_RAW
-        && crate::network::network_packet_socket(cap as u64, syscall as u64) != 0
+        && ((cap == crate::nr::CAP_NET_RAW
+            && crate::network::network_packet_socket(cap as u64, syscall as u64) != 0)
+            || (cap == crate::nr::CAP_NET_ADMIN
+                && !quiet
+                && crate::network::network_admin(cap as u64) != 0))
     {
         if source == SOURCE_LSM {
             return -EPERM;

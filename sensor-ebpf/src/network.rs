@@ -26,11 +26,11 @@ use aya_ebpf::{
 use sensor_common::{
     EventHeader, kind,
     network::{
-        AddrKey, CidrKeyData, DIRECTION_EGRESS, DIRECTION_INGRESS, FlowKey, HOOK_CONNECT,
-        HOOK_INGRESS, HOOK_PACKET, HOOK_SENDMSG, HOOK_SOCKET, NetKey, NetworkConfig, NetworkEvent,
-        NetworkHooks, PROTO_OTHER, PROTO_TCP, PROTO_UDP, REASON_ALLOWED, REASON_BROADCAST,
-        REASON_CROSS_SEGMENT, REASON_PENDING, REASON_SOCKET, REASON_UNKNOWN, SEGMENTS_PENDING,
-        is_broadcast, is_local, mapped_v4,
+        AddrKey, CidrKeyData, DIRECTION_EGRESS, DIRECTION_INGRESS, FlowKey, HOOK_ADMIN,
+        HOOK_CONNECT, HOOK_INGRESS, HOOK_PACKET, HOOK_SENDMSG, HOOK_SOCKET, NetKey, NetworkConfig,
+        NetworkEvent, NetworkHooks, PROTO_OTHER, PROTO_TCP, PROTO_UDP, REASON_ADMIN,
+        REASON_ALLOWED, REASON_BROADCAST, REASON_CROSS_SEGMENT, REASON_PENDING, REASON_SOCKET,
+        REASON_UNKNOWN, SEGMENTS_PENDING, is_broadcast, is_local, mapped_v4,
     },
     policy::{ACTION_BLOCK, ACTION_KILL, ACTION_NONE, ENFORCED_SIGNAL, MODE_ENFORCE, Verdict},
 };
@@ -597,17 +597,17 @@ pub fn sock_create(ctx: SockContext) -> i32 {
     if judged_by_hooks {
         return ALLOW;
     }
-    match unjudged_socket(protocol as u8, HOOK_SOCKET) {
+    match unjudged_socket(protocol as u8, HOOK_SOCKET, REASON_SOCKET) {
         Some(true) => DENY,
         _ => ALLOW,
     }
 }
 
-/// A socket of a kind no segment hook can judge, in the current (segmented) container:
-/// `Some(true)` when it must be refused, `Some(false)` when only reported, `None` when no rule
-/// applies.
+/// Something no segment hook can judge (a socket of another kind, CAP_NET_ADMIN), in the
+/// current (segmented) container: `Some(true)` when it must be refused, `Some(false)` when
+/// only reported, `None` when no rule applies.
 #[inline(always)]
-fn unjudged_socket(protocol: u8, hook: u8) -> Option<bool> {
+fn unjudged_socket(protocol: u8, hook: u8, reason: u8) -> Option<bool> {
     let config = POLICY.get(0)?;
     let generation = (config.generation & 1) as usize;
     let cgroup_id = crate::process::subject_cgroup();
@@ -640,7 +640,7 @@ fn unjudged_socket(protocol: u8, hook: u8) -> Option<bool> {
         } else {
             action
         },
-        reason: REASON_SOCKET,
+        reason,
         generation: generation as u8,
         enforce,
         local_segments: local,
@@ -687,7 +687,28 @@ pub extern "C" fn network_packet_socket(cap: u64, syscall: u64) -> i64 {
     if !creates {
         return 0;
     }
-    i64::from(unjudged_socket(0, HOOK_PACKET) == Some(true))
+    i64::from(unjudged_socket(0, HOOK_PACKET, REASON_SOCKET) == Some(true))
+}
+
+/// CAP_NET_ADMIN in a segmented container where segmentation denies something: with it, a
+/// process rewrites its packets after the segment hooks judged them (an nftables DNAT in its
+/// network namespace), wraps them for another address (a GRE, IPIP or WireGuard tunnel) or
+/// redirects them (`tc`). Refused (EPERM, where the check is seen by BPF LSM) or its user
+/// killed (elsewhere), rule `network.admin`. Global (verified once, on its own); 1 when the
+/// operation must not happen.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn network_admin(cap: u64) -> i64 {
+    if cap as u32 != crate::nr::CAP_NET_ADMIN {
+        return 0;
+    }
+    let Some(config) = POLICY.get(0) else {
+        return 0;
+    };
+    if config.network[(config.generation & 1) as usize].net_admin == 0 {
+        return 0;
+    }
+    i64::from(unjudged_socket(0, HOOK_ADMIN, REASON_ADMIN) == Some(true))
 }
 
 /// Where a cgroup program may not signal: the connect, sendto, sendmsg or sendmmsg that a

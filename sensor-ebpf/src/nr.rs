@@ -24,6 +24,7 @@ pub use arch::*;
 /// `io_uring_enter`: the same number on x86_64 and aarch64.
 pub const IO_URING_ENTER: i32 = 426;
 
+pub const CAP_NET_ADMIN: u32 = 12;
 pub const CAP_NET_RAW: u32 = 13;
 pub const CAP_SYS_PTRACE: u32 = 19;
 pub const CAP_SYS_ADMIN: u32 = 21;

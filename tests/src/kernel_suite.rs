@@ -77,6 +77,10 @@ pub const TESTS: &[(&str, KernelTest)] = &[
         "the_sensors_process_is_guarded",
         the_sensors_process_is_guarded,
     ),
+    (
+        "segmented_containers_cannot_go_around_the_hooks",
+        segmented_containers_cannot_go_around_the_hooks,
+    ),
 ];
 
 /// Marker lines around the probe JSON on a guest console, for the host to collect.
@@ -870,6 +874,54 @@ pub fn the_sensors_objects_are_guarded() -> Outcome {
         if lsm { "lsm" } else { "signal" },
         "{line}"
     );
+    Outcome::Pass
+}
+
+/// What no segment hook sees, in a segmented container: a packet socket (its CAP_NET_RAW
+/// check) and CAP_NET_ADMIN (which rewrites, tunnels or redirects packets after the hooks) are
+/// refused with EPERM where BPF LSM runs, their caller killed elsewhere. The host, in no
+/// segment, does both.
+pub fn segmented_containers_cannot_go_around_the_hooks() -> Outcome {
+    use std::os::unix::process::ExitStatusExt;
+    let lsm = kernel_has(&probe(), "lsm");
+    let addrs = LoopbackAddrs::add();
+    let (mut sensor, policy) = segment_sensor(&addrs, "block");
+    let tag = unique("around");
+    let cg = ready_container(&mut sensor, &tag);
+    let attack = crate::net::attack_bin();
+    let attack = attack.to_str().unwrap();
+    for (what, args, rule) in [
+        ("a packet socket", "socket packet", "network.socket"),
+        ("CAP_NET_ADMIN", "net-admin", "network.admin"),
+    ] {
+        let host = Command::new(attack)
+            .args(args.split(' '))
+            .output()
+            .expect("attack");
+        let host = String::from_utf8_lossy(&host.stdout);
+        assert!(host.contains("\"ok\":true"), "{what} from the host: {host}");
+        let (status, stdout) = cg.exec(attack, args);
+        if lsm {
+            assert!(
+                status.success() && stdout.contains("\"errno\":1"),
+                "{what}: refused with EPERM: {status:?} {stdout}"
+            );
+        } else {
+            assert_eq!(
+                status.signal(),
+                Some(libc::SIGKILL),
+                "{what}: killed: {stdout}"
+            );
+        }
+        let line = sensor.wait_for(Duration::from_secs(30), rule, |v| {
+            v["kind"] == "network"
+                && v["container"]["id"] == hex64(&tag).as_str()
+                && v["rule"] == rule
+        });
+        assert_eq!(line["enforced"], true, "{line}");
+        assert_eq!(line["network"]["src_segment"], "inner", "{line}");
+    }
+    let _ = fs::remove_file(&policy);
     Outcome::Pass
 }
 

@@ -117,6 +117,41 @@ fn sockets_no_segment_hook_sees_are_refused_in_a_segmented_container() {
     let _ = std::fs::remove_file(&p);
 }
 
+/// CAP_NET_ADMIN rewrites, tunnels or redirects a container's packets after the segment hooks
+/// judged them (nftables DNAT in its namespace, a GRE tunnel, `tc`): in a segmented container
+/// it is refused where BPF LSM runs, its user killed elsewhere; granted to a container in no
+/// segment, it is not touched.
+#[test]
+fn net_admin_in_a_segmented_container_is_refused() {
+    require_docker();
+    let _serial = serial();
+    let lsm = kernel_has(&probe(), "lsm");
+    let tier = unique("netadmin");
+    let p = segmented_policy(&tier, "enforce");
+    let mut sensor = Sensor::start(&["--policy", p.to_str().unwrap()]);
+    let name = unique("netadmin");
+    let _g = ContainerGuard(name.clone());
+    let id = start_labelled(&name, &tier, &["--cap-add", "NET_ADMIN"]);
+    let free = unique("freeadmin");
+    let _f = ContainerGuard(free.clone());
+    start_labelled(&free, &unique("nosegment"), &["--cap-add", "NET_ADMIN"]);
+    let (code, line) = attack(&free, &["net-admin"]);
+    assert_eq!(code, Some(0), "outside every segment: {line}");
+    assert_eq!(line["ok"], true, "outside every segment: {line}");
+    let (code, line) = attack(&name, &["net-admin"]);
+    if lsm {
+        refused(&line, "CAP_NET_ADMIN in a segmented container");
+    } else {
+        assert_eq!(code, Some(137), "killed by SIGKILL: {line}");
+    }
+    let line = sensor.wait_for(WAIT, "the CAP_NET_ADMIN use", |v| {
+        v["kind"] == "network" && v["container"]["id"] == id && v["rule"] == "network.admin"
+    });
+    assert_eq!(line["enforced"], true, "{line}");
+    assert_eq!(line["network"]["src_segment"], "web", "{line}");
+    let _ = std::fs::remove_file(&p);
+}
+
 #[test]
 fn broadcast_and_multicast_from_a_segmented_container_are_refused() {
     require_docker();

@@ -52,4 +52,5 @@ kernel_tests!(
     syscall_kill_at_entry,
     the_sensors_objects_are_guarded,
     the_sensors_process_is_guarded,
+    segmented_containers_cannot_go_around_the_hooks,
 );

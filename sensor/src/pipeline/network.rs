@@ -5,8 +5,8 @@ use std::{io, sync::atomic::Ordering::Relaxed};
 
 use sensor_common::{
     network::{
-        DIRECTION_INGRESS, NetKey, PROTO_TCP, PROTO_UDP, REASON_BROADCAST, REASON_CROSS_SEGMENT,
-        REASON_PENDING, REASON_SOCKET, REASON_UNKNOWN,
+        DIRECTION_INGRESS, NetKey, PROTO_TCP, PROTO_UDP, REASON_ADMIN, REASON_BROADCAST,
+        REASON_CROSS_SEGMENT, REASON_PENDING, REASON_SOCKET, REASON_UNKNOWN,
     },
     policy::{ACTION_NONE, ENFORCED_CGROUP, Verdict},
 };
@@ -39,6 +39,7 @@ fn rule_name(reason: u8) -> Option<&'static str> {
         REASON_SOCKET => Some("network.socket"),
         REASON_BROADCAST => Some("network.broadcast"),
         REASON_PENDING => Some("network.pending"),
+        REASON_ADMIN => Some("network.admin"),
         _ => None,
     }
 }

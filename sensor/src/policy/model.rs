@@ -273,6 +273,9 @@ pub struct Network {
     /// `inbound: judge` (default): flows arriving from CIDR segments follow the same rules
     /// (a program on every packet delivered to a socket); `inbound: ignore`: egress only.
     pub inbound: bool,
+    /// `net_admin: deny` (default): CAP_NET_ADMIN is refused in segmented containers (it
+    /// rewrites and tunnels packets after the hooks judged them); `allow`: it is not.
+    pub net_admin: Stance,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -100,7 +100,7 @@ impl NetworkPlan {
             // segment, and from containers whose connect named another address (a published
             // port, a service address, any DNAT, a subnet broadcast).
             ingress: u8::from(net.inbound && cross_segment != ACTION_NONE),
-            _pad: 0,
+            net_admin: u8::from(net.net_admin == Stance::Deny),
         };
         let index = |name: &str| plan.names.iter().position(|n| n == name);
         let mut flows: std::collections::BTreeMap<(u8, u8, u16), u64> = Default::default();
@@ -590,6 +590,16 @@ rules: []
             p.config.cross_segment, ACTION_KILL,
             "egress is still judged"
         );
+    }
+
+    #[test]
+    fn net_admin_is_refused_in_segments_unless_allowed() {
+        assert_eq!(plan().config.net_admin, 1, "deny by default");
+        let text = POLICY.replace("  action: block\n", "  action: block\n  net_admin: allow\n");
+        let p = NetworkPlan::new(&parse(&text).unwrap().policy);
+        assert_eq!(p.config.net_admin, 0);
+        let bad = POLICY.replace("  action: block\n", "  action: block\n  net_admin: maybe\n");
+        assert!(parse(&bad).is_err(), "a clear error for another word");
     }
 
     #[test]

@@ -612,7 +612,14 @@ impl Parser {
         let map = self.mapping(node, "network")?;
         self.check_keys(
             map,
-            &["cross_segment", "unknown", "allow", "action", "inbound"],
+            &[
+                "cross_segment",
+                "unknown",
+                "allow",
+                "action",
+                "inbound",
+                "net_admin",
+            ],
             "network",
         );
         let stance = |p: &mut Self, key: &str| {
@@ -624,6 +631,16 @@ impl Parser {
         };
         let cross_segment = stance(self, "cross_segment");
         let unknown = stance(self, "unknown");
+        let net_admin = map
+            .get_node("net_admin")
+            .and_then(|n| {
+                self.keyword(
+                    n,
+                    "net_admin",
+                    &[("deny", Stance::Deny), ("allow", Stance::Allow)],
+                )
+            })
+            .unwrap_or(Stance::Deny);
         let action = map
             .get_node("action")
             .and_then(|n| {
@@ -665,6 +682,7 @@ impl Parser {
             allow,
             action,
             inbound,
+            net_admin,
         })
     }
 

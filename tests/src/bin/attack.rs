@@ -31,6 +31,8 @@ const USAGE: &str = "usage: attack MODE ARGS
   open PATH                  open(2) PATH read-only
   bpf-by-id OBJECT ID [int80]  bpf(BPF_<OBJECT>_GET_FD_BY_ID) of ID (OBJECT: prog, map, link, btf),
                              natively or as a 32-bit call
+  net-admin                  sets the loopback interface's flags to what they are (SIOCSIFFLAGS: a
+                             CAP_NET_ADMIN operation that changes nothing)
   bpf-own                    loads a trivial socket filter, then asks for it by its id (a process using
                              its own BPF objects)
   fsopen                     fsopen(\"tmpfs\"): the first step of a mount through the new mount API
@@ -800,6 +802,7 @@ fn main() {
             args.get(4).is_some_and(|a| a == "int80"),
         ),
         "bpf-own" => bpf_own(),
+        "net-admin" => net_admin(),
         "vm-read" => vm_read(),
         "open" => {
             let c = CString::new(arg(2)).unwrap();
@@ -809,4 +812,23 @@ fn main() {
         }
         _ => usage(),
     }
+}
+
+/// SIOCGIFFLAGS then SIOCSIFFLAGS of `lo` with the flags it has: the CAP_NET_ADMIN check of an
+/// interface change, without changing anything.
+fn net_admin() {
+    // SAFETY: socket(2) with constant arguments.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+    if fd < 0 {
+        return report("net-admin", check(-1), "");
+    }
+    // SAFETY: an all-zero ifreq is valid; the name is NUL-terminated within IFNAMSIZ.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: the ioctls read and write the ifreq just built.
+    let r = check(unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr) } as i64)
+        .and_then(|_| check(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr) } as i64));
+    report("net-admin", r, "");
 }
