@@ -55,8 +55,9 @@ const PROC_READS: [i32; 5] = [63, 67, 65, 69, 286];
 
 /// The tracepoint's stand-in for CAP_OPT_NOAUDIT: CAP_SYS_ADMIN asked during a syscall that
 /// accounts memory (mmap, brk, mremap, mprotect, fork/clone, execve) or outside any syscall
-/// (a page fault growing the stack), CAP_SYS_PTRACE asked during a read. Other no-audit
-/// checks are not recognised on this path.
+/// (a page fault growing the stack), CAP_SYS_PTRACE asked during a read, CAP_NET_ADMIN asked
+/// during a syscall that cannot configure networking (reading `/proc/sys/net/*` asks it:
+/// a Go program reads `somaxconn` before it listens, `cat` sends it with sendfile). Other no-audit checks are not recognised on this path.
 #[inline(always)]
 fn quiet_by_heuristic(cap: u32, syscall: i32) -> bool {
     let mut quiet = false;
@@ -69,6 +70,15 @@ fn quiet_by_heuristic(cap: u32, syscall: i32) -> bool {
         for nr in PROC_READS {
             quiet |= nr == syscall;
         }
+    } else if cap == crate::nr::CAP_NET_ADMIN {
+        // A use only where networking is configured, or where the syscall is not known.
+        let mut configures = syscall < 0
+            || syscall == IO_URING_ENTER
+            || syscall as u32 == sensor_common::syscall::NR_COMPAT_ONLY;
+        for nr in crate::nr::NET_CONFIG {
+            configures |= nr == syscall;
+        }
+        quiet = !configures;
     }
     quiet
 }
@@ -183,6 +193,9 @@ pub fn cap_capable(ctx: RawTracePointContext) -> i32 {
 struct Scope {
     cgroup_id: u64,
     active: Option<policy::Active>,
+    /// The caller is doomed by an earlier kill (and now signalled): whatever it asks is
+    /// refused where this is the LSM hook, since it must not finish what it started.
+    doomed: bool,
 }
 
 /// `None` for checks nobody asked about: host processes without host rules, and the runtime
@@ -206,10 +219,12 @@ fn scope(cap: u32) -> Option<Scope> {
     ) {
         return None;
     }
-    if container && crate::process::doomed() {
-        return None;
-    }
-    Some(Scope { cgroup_id, active })
+    let doomed = container && crate::process::doomed();
+    Some(Scope {
+        cgroup_id,
+        active,
+        doomed,
+    })
 }
 
 /// Flags of one check, packed for the global functions below (which take scalars only).
@@ -232,6 +247,9 @@ fn on_check<C: EbpfContext>(
     syscall: i32,
     source: u8,
 ) -> i32 {
+    if scope.doomed {
+        return -EPERM;
+    }
     // Under BPF LSM the second source reports refused checks only: the kernel's refusals and
     // the ones `lsm/capable` or a syscall LSM hook already enforced. It reports, never enforces.
     // SAFETY: reading a static; volatile so the loader's values are used.
@@ -311,6 +329,7 @@ pub extern "C" fn capability_rules(
     let scope = Scope {
         cgroup_id,
         active: policy::Active::unpack(active),
+        doomed: false,
     };
     on_cap_check(
         scope,
@@ -333,7 +352,9 @@ fn on_cap_check(
     syscall: i32,
     source: u8,
 ) -> i32 {
-    let Scope { cgroup_id, active } = scope;
+    let Scope {
+        cgroup_id, active, ..
+    } = scope;
     let cap = cap & 63;
 
     // A use (granted, not quiet) under a rule is a violation.

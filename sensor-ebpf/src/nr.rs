@@ -8,6 +8,10 @@ mod arch {
     pub const SOCKET: i32 = 41;
     pub const BPF: i32 = 321;
     pub const UNSHARE: i32 = 272;
+    /// Syscalls through which CAP_NET_ADMIN configures networking: write, pwrite64, writev,
+    /// pwritev, pwritev2 (netlink, sysctl and sysfs writes), ioctl, sendto, sendmsg, sendmmsg,
+    /// bind, setsockopt, bpf.
+    pub const NET_CONFIG: [i32; 12] = [1, 18, 20, 296, 328, 16, 44, 46, 307, 49, 54, 321];
 }
 
 #[cfg(not(bpf_target_arch = "x86_64"))]
@@ -17,6 +21,8 @@ mod arch {
     pub const SOCKET: i32 = 198;
     pub const BPF: i32 = 280;
     pub const UNSHARE: i32 = 97;
+    /// As on x86_64.
+    pub const NET_CONFIG: [i32; 12] = [64, 68, 66, 70, 287, 29, 206, 211, 269, 200, 208, 280];
 }
 
 pub use arch::*;

@@ -138,6 +138,11 @@ fn net_admin_in_a_segmented_container_is_refused() {
     let (code, line) = attack(&free, &["net-admin"]);
     assert_eq!(code, Some(0), "outside every segment: {line}");
     assert_eq!(line["ok"], true, "outside every segment: {line}");
+    // Reading a network sysctl asks CAP_NET_ADMIN without using it (a Go program reads
+    // somaxconn before it listens): not a use.
+    let (code, out, err) =
+        integration_tests::exec_in(&name, &["cat", "/proc/sys/net/core/somaxconn"]);
+    assert_eq!(code, Some(0), "reading a network sysctl: {out} {err}");
     let (code, line) = attack(&name, &["net-admin"]);
     if lsm {
         refused(&line, "CAP_NET_ADMIN in a segmented container");
@@ -395,4 +400,37 @@ fn a_container_whose_metadata_is_late_is_held_to_what_every_segment_denies() {
     assert_eq!(line["network"]["dst_segment"], "lab", "{line}");
     let _ = std::fs::remove_file(&p);
     let _ = std::fs::remove_file(&sock);
+}
+
+/// A container's sub-cgroup (systemd in it, Docker-in-Docker, or any `mkdir` in its cgroupfs)
+/// has its addresses too: removing the sub-cgroup must not take them from the container, or
+/// its address falls out of its segment and other segments reach it as `unknown`.
+#[test]
+fn a_sub_cgroup_going_away_leaves_the_containers_address_in_its_segment() {
+    use integration_tests::{cgroup_dir_of, container_pid, net::container_addrs};
+    require_docker();
+    let _serial = serial();
+    let tier = unique("subcg");
+    let p = segmented_policy(&tier, "enforce");
+    let mut sensor = Sensor::start(&["--policy", p.to_str().unwrap()]);
+    let (web, db) = (unique("subcg-web"), unique("subcg-db"));
+    let _w = ContainerGuard(web.clone());
+    let _d = ContainerGuard(db.clone());
+    start_labelled(&web, &tier, &[]);
+    let db_id = start_labelled(&db, &format!("db-{tier}"), &[]);
+    let (db_ip, _) = container_addrs(&db, "bridge");
+    sensor.wait_for(WAIT, "db's start line", |v| {
+        v["kind"] == "container" && v["event"] == "start" && v["container"]["id"] == db_id
+    });
+    let target = format!("{db_ip}:5432");
+    let line = workload(&web, &["tcp-connect", &target, "1000"]);
+    refused(&line, "web → db across segments");
+    let sub = cgroup_dir_of(container_pid(&db)).join("sub");
+    std::fs::create_dir(&sub).expect("a sub-cgroup of db");
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::remove_dir(&sub).expect("removing it");
+    std::thread::sleep(Duration::from_secs(1));
+    let line = workload(&web, &["tcp-connect", &target, "1000"]);
+    refused(&line, "web → db after db's sub-cgroup went away");
+    let _ = std::fs::remove_file(&p);
 }

@@ -2,8 +2,14 @@
 //! loaded, interleaved over rounds (the order alternates to cancel drift); the report is the
 //! ratio loaded/unloaded of the workload's time per operation: median, min and max. It reports,
 //! it does not gate.
+//!
+//! Then one more loaded pass with the kernel's BPF statistics on (`kernel.bpf_stats_enabled`,
+//! which costs two clock reads per program run, so it is kept out of the ratios): the time the
+//! kernel spent in each of the sensor's programs during each workload, per run of the program
+//! and per operation of the workload.
 
 use std::{
+    collections::BTreeMap,
     io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -308,6 +314,15 @@ struct Target<'a> {
 }
 
 fn measure(target: &Target<'_>, server: Option<&str>, w: &Workload) -> anyhow::Result<f64> {
+    Ok(measure_ops(target, server, w)?.0)
+}
+
+/// (ns per operation, operations) of one run of `w`.
+fn measure_ops(
+    target: &Target<'_>,
+    server: Option<&str>,
+    w: &Workload,
+) -> anyhow::Result<(f64, u64)> {
     let mut cmd = if w.host {
         Command::new(target.workload)
     } else {
@@ -318,7 +333,132 @@ fn measure(target: &Target<'_>, server: Option<&str>, w: &Workload) -> anyhow::R
     let out = util::output(cmd.args(w.args(server)?))?;
     let v: serde_json::Value =
         serde_json::from_str(out.trim()).with_context(|| format!("workload output {out:?}"))?;
-    v["ns_per_op"].as_f64().context("ns_per_op missing")
+    Ok((
+        v["ns_per_op"].as_f64().context("ns_per_op missing")?,
+        v["ops"].as_u64().context("ops missing")?,
+    ))
+}
+
+/// Run time and run count of each BPF program process `pid` holds, by program id, from its
+/// fdinfo (the kernel counts while `kernel.bpf_stats_enabled` is 1).
+fn prog_stats(pid: u32) -> anyhow::Result<BTreeMap<u32, (u64, u64)>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))? {
+        let Ok(text) = std::fs::read_to_string(entry?.path()) else {
+            continue;
+        };
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if let (Some(id), Some(ns), Some(cnt)) =
+            (field("prog_id:"), field("run_time_ns:"), field("run_cnt:"))
+        {
+            out.insert(id as u32, (ns, cnt));
+        }
+    }
+    Ok(out)
+}
+
+/// A program's name, as bpftool shows it.
+fn prog_name(id: u32) -> String {
+    util::output(Command::new("bpftool").args(["prog", "show", "id", &id.to_string(), "--json"]))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["name"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("prog {id}"))
+}
+
+/// Sets `kernel.bpf_stats_enabled` while alive; restores what it was.
+struct BpfStats(String);
+
+impl BpfStats {
+    const PATH: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+    fn enable() -> anyhow::Result<Self> {
+        let was = std::fs::read_to_string(Self::PATH).context(Self::PATH)?;
+        std::fs::write(Self::PATH, "1").context(Self::PATH)?;
+        Ok(Self(was.trim().to_owned()))
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::PATH, &self.0);
+    }
+}
+
+/// The kernel-cost pass: each workload once more under its loaded policy with BPF statistics
+/// on; per workload, each program that ran: runs per operation, ns per run, ns per operation.
+fn kernel_cost(
+    sensor: &Path,
+    target: &Target<'_>,
+    server: Option<&str>,
+    workloads: &[&'static Workload],
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let _stats = BpfStats::enable()?;
+    let mut names = BTreeMap::new();
+    let mut report = Vec::new();
+    println!("\nkernel cost (bpf_stats): programs that ran during each workload");
+    println!(
+        "{:<28} {:<18} {:>12} {:>10} {:>10}",
+        "workload", "program", "runs/op", "ns/run", "ns/op"
+    );
+    for policy in [Policy::Default, Policy::Segmented] {
+        let mine: Vec<_> = workloads.iter().filter(|w| w.policy == policy).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let running = match policy {
+            Policy::Default => Sensor::start(sensor, None)?,
+            Policy::Segmented => Sensor::start(sensor, Some(target.segmented_policy))?,
+        };
+        let pid = running.0.id();
+        for w in mine {
+            let before = prog_stats(pid)?;
+            let (_, ops) = measure_ops(target, server, w)?;
+            let after = prog_stats(pid)?;
+            let mut programs = Vec::new();
+            let mut total = 0.0;
+            for (id, (ns, cnt)) in &after {
+                let (ns0, cnt0) = before.get(id).copied().unwrap_or((0, 0));
+                let (dns, dcnt) = (ns.saturating_sub(ns0), cnt.saturating_sub(cnt0));
+                if dcnt == 0 {
+                    continue;
+                }
+                let name = names.entry(*id).or_insert_with(|| prog_name(*id)).clone();
+                let per_op = dns as f64 / ops.max(1) as f64;
+                total += per_op;
+                println!(
+                    "{:<28} {:<18} {:>12.3} {:>10.1} {:>10.1}",
+                    w.name,
+                    name,
+                    dcnt as f64 / ops.max(1) as f64,
+                    dns as f64 / dcnt as f64,
+                    per_op
+                );
+                programs.push(json!({
+                    "program": name,
+                    "runs": dcnt,
+                    "run_time_ns": dns,
+                    "ns_per_run": dns as f64 / dcnt as f64,
+                    "ns_per_op": per_op,
+                }));
+            }
+            println!(
+                "{:<28} {:<18} {:>12} {:>10} {:>10.1}",
+                w.name, "(all)", "", "", total
+            );
+            report.push(json!({
+                "workload": w.name,
+                "ops": ops,
+                "kernel_ns_per_op": total,
+                "programs": programs,
+            }));
+        }
+    }
+    Ok(report)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -505,10 +645,12 @@ fn run_rounds(
             "max_ratio": max,
         }));
     }
+    let cost = kernel_cost(sensor, target, server, &workloads)?;
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
     let doc = json!({
+        "kernel_cost": cost,
         "unix_time": secs,
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
         "rounds": rounds,

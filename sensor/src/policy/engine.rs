@@ -166,7 +166,9 @@ impl Engine {
         let state = self.state_for(subject, id);
         let old = self.cgroups.remove(&cgroup).unwrap_or_default();
         for addr in old.addrs.iter().filter(|a| !state.addrs.contains(a)) {
-            self.installer.remove_address(self.slot, *addr);
+            if !self.cgroups.values().any(|s| s.addrs.contains(addr)) {
+                self.installer.remove_address(self.slot, *addr);
+            }
         }
         install_state(
             &mut self.installer,
@@ -285,8 +287,12 @@ impl Engine {
 
     pub fn container_gone(&mut self, cgroup: u64) {
         if let Some(state) = self.cgroups.remove(&cgroup) {
+            // A sub-cgroup of a container has its addresses too: they stay while any cgroup
+            // of it does.
             for addr in state.addrs {
-                self.installer.remove_address(self.slot, addr);
+                if !self.cgroups.values().any(|s| s.addrs.contains(&addr)) {
+                    self.installer.remove_address(self.slot, addr);
+                }
             }
             self.installer.remove_cgroup(cgroup);
         }
