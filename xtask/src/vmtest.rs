@@ -511,6 +511,20 @@ pub fn vmtest(kernel: &str, filter: Option<&str>, readme: bool) -> anyhow::Resul
         let (image, release) = fetch_kernel(k)?;
         eprintln!("xtask: booting {} ({release}) under QEMU/TCG", k.name);
         let mut run = boot(k, &image, &release, &initramfs, filter)?;
+        let console = vm_dir().join(format!("console-{}.log", k.name));
+        if run.verdict.is_err() && tcg_text_patch_trap(&console) {
+            // An int3 oops in kernel text: another vCPU ran a site the kernel was patching
+            // (a static key flipped as a program attaches or detaches) and TCG did not hold it
+            // to the patching protocol. The emulator's fault, seen on 7.2 under two vCPUs,
+            // not the sensor's: one more boot; a second failure stands.
+            eprintln!(
+                "xtask: {} oopsed at an int3 of a patched kernel site (a TCG emulation fault, \
+                 console kept as console-{}.trap.log); booting it once more",
+                k.name, k.name
+            );
+            let _ = fs::copy(&console, console.with_extension("trap.log"));
+            run = boot(k, &image, &release, &initramfs, filter)?;
+        }
         if run.verdict.is_err() && run.tests.is_empty() && run.probe.is_none() {
             // The guest died before its userspace ran a thing (under TCG a Debian kernel
             // occasionally oopses in early boot): that says nothing about the sensor. One more
@@ -520,7 +534,6 @@ pub fn vmtest(kernel: &str, filter: Option<&str>, readme: bool) -> anyhow::Resul
                 k.name,
                 run.verdict.as_ref().err().map_or("", String::as_str)
             );
-            let console = vm_dir().join(format!("console-{}.log", k.name));
             let _ = fs::copy(&console, console.with_extension("first-boot.log"));
             run = boot(k, &image, &release, &initramfs, filter)?;
         }
@@ -656,4 +669,10 @@ pub fn vmtest(kernel: &str, filter: Option<&str>, readme: bool) -> anyhow::Resul
         );
     }
     Ok(())
+}
+
+/// Whether a guest's console shows the kernel trapping on an int3 in its own text (`Oops:
+/// int3`): a site being patched, run by another vCPU before the patch completed.
+fn tcg_text_patch_trap(console: &Path) -> bool {
+    fs::read_to_string(console).is_ok_and(|c| c.contains("Oops: int3"))
 }
