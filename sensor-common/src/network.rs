@@ -67,8 +67,8 @@ pub struct NetworkConfig {
     /// 1 when inbound flows are judged (cross-segment traffic is denied and `inbound` is not
     /// `ignore`): otherwise the ingress program leaves every packet at its first map read.
     pub ingress: u8,
-    /// 1 when CAP_NET_ADMIN is refused in segmented containers (`net_admin: deny`, and
-    /// segmentation denies something).
+    /// 1 under `net_admin: deny`: CAP_NET_ADMIN is refused in segmented containers where
+    /// segmentation denies something (`cross_segment` or `unknown`).
     pub net_admin: u8,
 }
 

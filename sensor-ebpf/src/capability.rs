@@ -56,8 +56,9 @@ const PROC_READS: [i32; 5] = [63, 67, 65, 69, 286];
 /// The tracepoint's stand-in for CAP_OPT_NOAUDIT: CAP_SYS_ADMIN asked during a syscall that
 /// accounts memory (mmap, brk, mremap, mprotect, fork/clone, execve) or outside any syscall
 /// (a page fault growing the stack), CAP_SYS_PTRACE asked during a read, CAP_NET_ADMIN asked
-/// during a syscall that cannot configure networking (reading `/proc/sys/net/*` asks it:
-/// a Go program reads `somaxconn` before it listens, `cat` sends it with sendfile). Other no-audit checks are not recognised on this path.
+/// during a syscall that cannot configure networking (reading `/proc/sys/net/*` asks it: a Go
+/// program reads `somaxconn` before it listens, `cat` sends it with sendfile). Other no-audit
+/// checks are not recognised on this path.
 #[inline(always)]
 fn quiet_by_heuristic(cap: u32, syscall: i32) -> bool {
     let mut quiet = false;

@@ -603,8 +603,8 @@ pub fn sock_create(ctx: SockContext) -> i32 {
     }
 }
 
-/// Something no segment hook can judge (a socket of another kind, CAP_NET_ADMIN), in the
-/// current (segmented) container: `Some(true)` when it must be refused, `Some(false)` when
+/// Something no segment hook can judge (a socket of another kind; CAP_NET_ADMIN, unless the
+/// policy says `net_admin: allow`), in the current (segmented) container: `Some(true)` when it must be refused, `Some(false)` when
 /// only reported, `None` when no rule applies.
 #[inline(always)]
 fn unjudged_socket(protocol: u8, hook: u8, reason: u8) -> Option<bool> {
@@ -620,7 +620,7 @@ fn unjudged_socket(protocol: u8, hook: u8, reason: u8) -> Option<bool> {
     } else {
         net.unknown
     };
-    if local == 0 || action == ACTION_NONE {
+    if local == 0 || action == ACTION_NONE || (reason == REASON_ADMIN && net.net_admin == 0) {
         return None;
     }
     let flow = Flow {
@@ -700,12 +700,6 @@ pub extern "C" fn network_packet_socket(cap: u64, syscall: u64) -> i64 {
 #[inline(never)]
 pub extern "C" fn network_admin(cap: u64) -> i64 {
     if cap as u32 != crate::nr::CAP_NET_ADMIN {
-        return 0;
-    }
-    let Some(config) = POLICY.get(0) else {
-        return 0;
-    };
-    if config.network[(config.generation & 1) as usize].net_admin == 0 {
         return 0;
     }
     i64::from(unjudged_socket(0, HOOK_ADMIN, REASON_ADMIN) == Some(true))

@@ -837,7 +837,6 @@ pub fn syscall_kill_at_entry() -> Outcome {
 /// the caller is killed elsewhere — under the default policy in audit mode, since the guard is
 /// not a policy rule. Its own program, by id, it gets.
 pub fn the_sensors_objects_are_guarded() -> Outcome {
-    use std::os::unix::process::ExitStatusExt;
     let lsm = kernel_has(&probe(), "lsm");
     let mut sensor = Sensor::start(&["--docker-socket", ""]);
     let tag = unique("guard");
@@ -852,18 +851,7 @@ pub fn the_sensors_objects_are_guarded() -> Outcome {
     let map = crate::object_ids_of(sensor.pid(), "map_id")[0];
     for how in ["", " int80"] {
         let (status, stdout) = cg.exec(attack, &format!("bpf-by-id map {map}{how}"));
-        if lsm {
-            assert!(
-                status.success() && stdout.contains("\"errno\":1"),
-                "refused with EPERM{how}: {status:?} {stdout}"
-            );
-        } else {
-            assert_eq!(
-                status.signal(),
-                Some(libc::SIGKILL),
-                "killed{how}: {stdout}"
-            );
-        }
+        refused_or_killed(lsm, status, &stdout, &format!("bpf-by-id{how}"));
     }
     let line = sensor.wait_for(Duration::from_secs(30), "the tamper line", |v| {
         v["kind"] == "tamper" && v["container"]["id"] == hex64(&tag).as_str()
@@ -877,12 +865,29 @@ pub fn the_sensors_objects_are_guarded() -> Outcome {
     Outcome::Pass
 }
 
+/// What an `attack` helper run under enforcement shows: where BPF LSM runs the operation was
+/// refused (it reports EPERM and exits normally), elsewhere its process died of SIGKILL.
+fn refused_or_killed(lsm: bool, status: std::process::ExitStatus, stdout: &str, what: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    if lsm {
+        assert!(
+            status.success() && stdout.contains("\"errno\":1"),
+            "{what}: refused with EPERM: {status:?} {stdout}"
+        );
+    } else {
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "{what}: killed: {stdout}"
+        );
+    }
+}
+
 /// What no segment hook sees, in a segmented container: a packet socket (its CAP_NET_RAW
 /// check) and CAP_NET_ADMIN (which rewrites, tunnels or redirects packets after the hooks) are
 /// refused with EPERM where BPF LSM runs, their caller killed elsewhere. The host, in no
 /// segment, does both.
 pub fn segmented_containers_cannot_go_around_the_hooks() -> Outcome {
-    use std::os::unix::process::ExitStatusExt;
     let lsm = kernel_has(&probe(), "lsm");
     let addrs = LoopbackAddrs::add();
     let (mut sensor, policy) = segment_sensor(&addrs, "block");
@@ -901,18 +906,7 @@ pub fn segmented_containers_cannot_go_around_the_hooks() -> Outcome {
         let host = String::from_utf8_lossy(&host.stdout);
         assert!(host.contains("\"ok\":true"), "{what} from the host: {host}");
         let (status, stdout) = cg.exec(attack, args);
-        if lsm {
-            assert!(
-                status.success() && stdout.contains("\"errno\":1"),
-                "{what}: refused with EPERM: {status:?} {stdout}"
-            );
-        } else {
-            assert_eq!(
-                status.signal(),
-                Some(libc::SIGKILL),
-                "{what}: killed: {stdout}"
-            );
-        }
+        refused_or_killed(lsm, status, &stdout, what);
         let line = sensor.wait_for(Duration::from_secs(30), rule, |v| {
             v["kind"] == "network"
                 && v["container"]["id"] == hex64(&tag).as_str()

@@ -645,3 +645,42 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// A Docker socket that holds every connection until the returned flag is set, then relays it
+/// to the real one: the runtime slow to answer for as long as a test wants (or for good).
+pub fn held_docker_socket(path: &std::path::Path) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::{
+        os::unix::net::{UnixListener, UnixStream},
+        sync::{
+            Arc,
+            atomic::{AtomicBool, Ordering::Relaxed},
+        },
+    };
+    let answer = Arc::new(AtomicBool::new(false));
+    let listener = UnixListener::bind(path).unwrap();
+    let flag = answer.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(client) = conn else { break };
+            let flag = flag.clone();
+            std::thread::spawn(move || {
+                while !flag.load(Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let Ok(server) = UnixStream::connect("/var/run/docker.sock") else {
+                    return;
+                };
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_in, &mut s_out);
+                    let _ = s_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                let _ = std::io::copy(&mut s_in, &mut c_out);
+                let _ = c_out.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    answer
+}

@@ -1,7 +1,7 @@
 //! Container identity and enrichment against a real dockerd: metadata on the first event,
 //! lifecycle lines, the startup scan, `sensor containers`, and bad runtime conditions.
 
-use std::{os::unix::net::UnixListener, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use integration_tests::{
     ContainerGuard, Sensor, docker, docker_output, http_get, image, require_docker, run_rm, unique,
@@ -295,13 +295,7 @@ fn hanging_runtime_socket_costs_a_bounded_wait() {
     require_docker();
     // A socket that accepts connections and never answers.
     let path = std::env::temp_dir().join(format!("{}.sock", unique("hang")));
-    let listener = UnixListener::bind(&path).unwrap();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in listener.incoming() {
-            held.push(conn);
-        }
-    });
+    let _never = integration_tests::held_docker_socket(&path);
     let mut sensor = Sensor::start(&[
         "--docker-socket",
         path.to_str().unwrap(),

@@ -34,6 +34,15 @@ fn refused(line: &Value, what: &str) {
     assert_eq!(line["errno"], 1, "{what}: EPERM: {line}");
 }
 
+/// Refused with EPERM where BPF LSM runs, killed by SIGKILL (exit 137) elsewhere.
+fn refused_or_killed(lsm: bool, code: Option<i32>, line: &Value, what: &str) {
+    if lsm {
+        refused(line, what);
+    } else {
+        assert_eq!(code, Some(137), "{what}: killed by SIGKILL: {line}");
+    }
+}
+
 /// A policy with two segments, `web` (containers labelled tier=WEB) and `db`, under
 /// `cross_segment: deny`.
 fn segmented_policy(web: &str, mode: &str) -> std::path::PathBuf {
@@ -101,11 +110,7 @@ fn sockets_no_segment_hook_sees_are_refused_in_a_segmented_container() {
         vec!["iouring-socket", "packet"],
     ] {
         let (code, line) = attack(&name, &how);
-        if lsm {
-            refused(&line, &format!("{how:?}"));
-        } else {
-            assert_eq!(code, Some(137), "{how:?}: killed by SIGKILL: {line}");
-        }
+        refused_or_killed(lsm, code, &line, &format!("{how:?}"));
     }
     let line = sensor.wait_for(WAIT, "the packet socket", |v| {
         v["kind"] == "network"
@@ -144,11 +149,7 @@ fn net_admin_in_a_segmented_container_is_refused() {
         integration_tests::exec_in(&name, &["cat", "/proc/sys/net/core/somaxconn"]);
     assert_eq!(code, Some(0), "reading a network sysctl: {out} {err}");
     let (code, line) = attack(&name, &["net-admin"]);
-    if lsm {
-        refused(&line, "CAP_NET_ADMIN in a segmented container");
-    } else {
-        assert_eq!(code, Some(137), "killed by SIGKILL: {line}");
-    }
+    refused_or_killed(lsm, code, &line, "CAP_NET_ADMIN in a segmented container");
     let line = sensor.wait_for(WAIT, "the CAP_NET_ADMIN use", |v| {
         v["kind"] == "network" && v["container"]["id"] == id && v["rule"] == "network.admin"
     });
@@ -292,45 +293,6 @@ fn a_flow_rewritten_to_another_segment_is_dropped_where_it_arrives() {
     let _ = std::fs::remove_file(&p);
 }
 
-/// A Docker socket that holds every connection until `answer` is set, then relays it to the
-/// real one: the runtime "slow to answer" for as long as a test wants.
-fn held_docker_socket(path: &std::path::Path) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    use std::{
-        os::unix::net::{UnixListener, UnixStream},
-        sync::{
-            Arc,
-            atomic::{AtomicBool, Ordering::Relaxed},
-        },
-    };
-    let answer = Arc::new(AtomicBool::new(false));
-    let listener = UnixListener::bind(path).unwrap();
-    let flag = answer.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(client) = conn else { break };
-            let flag = flag.clone();
-            std::thread::spawn(move || {
-                while !flag.load(Relaxed) {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                let Ok(server) = UnixStream::connect("/var/run/docker.sock") else {
-                    return;
-                };
-                let (mut c_in, mut s_out) =
-                    (client.try_clone().unwrap(), server.try_clone().unwrap());
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut c_in, &mut s_out);
-                    let _ = s_out.shutdown(std::net::Shutdown::Write);
-                });
-                let (mut s_in, mut c_out) = (server, client);
-                let _ = std::io::copy(&mut s_in, &mut c_out);
-                let _ = c_out.shutdown(std::net::Shutdown::Write);
-            });
-        }
-    });
-    answer
-}
-
 /// A container whose runtime has not answered yet may turn out to be in any segment: until it
 /// is known, it gets what every segment would deny (fail closed, like every other rule), and
 /// once its metadata is known what its own segments allow.
@@ -353,7 +315,7 @@ fn a_container_whose_metadata_is_late_is_held_to_what_every_segment_denies() {
     )
     .unwrap();
     let sock = std::env::temp_dir().join(format!("{}.sock", unique("late")));
-    let answer = held_docker_socket(&sock);
+    let answer = integration_tests::held_docker_socket(&sock);
     let mut sensor = Sensor::start(&[
         "--policy",
         p.to_str().unwrap(),
