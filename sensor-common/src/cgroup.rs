@@ -9,6 +9,78 @@ use crate::EventHeader;
 pub const PATH_LEN: usize = 512;
 
 pub const FLAG_PATH_TRUNCATED: u32 = 1;
+/// `cgroup_mkdir` made the new cgroup a pending container ([`names_container`], under a
+/// parent that is no container): the daemon removes that entry if it finds the cgroup is not
+/// one after all.
+pub const FLAG_PENDING: u32 = 2;
+
+/// Bytes of a cgroup's own name (`kernfs_node.name`) that `cgroup_mkdir` reads. The longest
+/// container name, `cri-containerd-<64 hex>.scope`, is 85.
+pub const NAME_LEN: usize = 128;
+
+/// Whether a new cgroup's own name is one a runtime gives a container's cgroup:
+/// `[prefix]<64 lowercase hex>[.scope]` with a prefix of `docker-`, `cri-containerd-`,
+/// `crio-`, `libpod-`, `nerdctl-` or none. The kernel side of the daemon's
+/// `containers::cgroup_path` (which also looks at the parents, and may still say "host": the
+/// daemon then drops the entry): from its creation such a cgroup is judged as a container
+/// whose metadata is pending, not as the host. Runtime helpers (`libpod-conmon-<id>.scope`,
+/// `crio-conmon-<id>.scope`) are not matched.
+#[inline(always)]
+pub fn names_container(name: &[u8; NAME_LEN], len: usize) -> bool {
+    if len > NAME_LEN - 1 {
+        return false;
+    }
+    let scope = b".scope";
+    let end = if len >= scope.len() && ends_with(name, len, scope) {
+        len - scope.len()
+    } else {
+        len
+    };
+    if end < 64 {
+        return false;
+    }
+    let start = end - 64;
+    let mut i = 0;
+    while i < 64 {
+        let b = name[(start + i) & (NAME_LEN - 1)];
+        if !(b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return false;
+        }
+        i += 1;
+    }
+    match start {
+        0 => true,
+        5 => begins_with(name, b"crio-"),
+        7 => begins_with(name, b"docker-") || begins_with(name, b"libpod-"),
+        8 => begins_with(name, b"nerdctl-"),
+        15 => begins_with(name, b"cri-containerd-"),
+        _ => false,
+    }
+}
+
+#[inline(always)]
+fn begins_with<const N: usize>(name: &[u8; NAME_LEN], prefix: &[u8; N]) -> bool {
+    let mut i = 0;
+    while i < N {
+        if name[i & (NAME_LEN - 1)] != prefix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+#[inline(always)]
+fn ends_with<const N: usize>(name: &[u8; NAME_LEN], len: usize, suffix: &[u8; N]) -> bool {
+    let mut i = 0;
+    while i < N {
+        if name[(len - N + i) & (NAME_LEN - 1)] != suffix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -27,3 +99,47 @@ pub struct CgroupEvent {
 const _: () = assert!(
     core::mem::size_of::<CgroupEvent>() == core::mem::size_of::<EventHeader>() + 24 + PATH_LEN
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(name: &str) -> bool {
+        let mut buf = [0u8; NAME_LEN];
+        let len = name.len().min(NAME_LEN);
+        buf[..len].copy_from_slice(&name.as_bytes()[..len]);
+        names_container(&buf, name.len())
+    }
+
+    #[test]
+    fn recognises_the_runtimes_container_names() {
+        let id = "0123456789abcdef".repeat(4);
+        for name in [
+            id.clone(),
+            format!("docker-{id}.scope"),
+            format!("cri-containerd-{id}.scope"),
+            format!("crio-{id}.scope"),
+            format!("crio-{id}"),
+            format!("libpod-{id}.scope"),
+            format!("libpod-{id}"),
+            format!("nerdctl-{id}.scope"),
+        ] {
+            assert!(matches(&name), "{name}");
+        }
+        for name in [
+            format!("libpod-conmon-{id}.scope"),
+            format!("crio-conmon-{id}.scope"),
+            format!("docker-{}.scope", &id[1..]),
+            format!("docker-{}.scope", id.to_uppercase()),
+            format!("x{id}"),
+            format!("evil-{id}.scope"),
+            format!("{id}.service"),
+            "system.slice".to_owned(),
+            "cron.service".to_owned(),
+            String::new(),
+            "a".repeat(200),
+        ] {
+            assert!(!matches(&name), "{name}");
+        }
+    }
+}

@@ -122,6 +122,8 @@ pub struct KernelOffsets {
     /// `signal_struct.nr_threads`: a file table referenced by more tasks than the process has
     /// threads is shared with another process (`clone(CLONE_FILES)`).
     pub signal_nr_threads: u32,
+    /// `kernfs_node.name`: a cgroup's own name, to recognise a container's at its creation.
+    pub kernfs_node_name: u32,
 }
 
 /// `KernelOffsets::ovl_lower_kind`: the lower layer of an overlayfs inode is
@@ -137,7 +139,7 @@ pub const PF_IO_WORKER: u32 = 0x10;
 /// `thread_info.status` on x86_64: the task is in a 32-bit (int 0x80 / sysenter) syscall.
 pub const TS_COMPAT: u32 = 0x2;
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 280);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 284);
 
 impl KernelOffsets {
     pub const fn zeroed() -> Self {
@@ -202,6 +204,7 @@ impl KernelOffsets {
             pt_regs_compat_args: [0; 6],
             io_kiocb_opcode: 0,
             signal_nr_threads: 0,
+            kernfs_node_name: 0,
         }
     }
 }

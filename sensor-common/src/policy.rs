@@ -34,9 +34,14 @@ pub struct PolicyConfig {
     pub _pad: u32,
     /// Network segmentation per generation.
     pub network: [crate::network::NetworkConfig; 2],
+    /// The entry of a container whose metadata is pending (every rule, what every segment
+    /// denies), per generation: `cgroup_mkdir` gives it to a new cgroup named like a
+    /// container's, so the container is judged as one from its creation, not as the host
+    /// until the daemon reads the event.
+    pub pending: CgroupPolicy,
 }
 
-const _: () = assert!(core::mem::size_of::<PolicyConfig>() == 32);
+const _: () = assert!(core::mem::size_of::<PolicyConfig>() == 56);
 
 /// `CGROUP_POLICY[cgroup id]`: the ruleset of a container, per generation. Every container
 /// cgroup has an entry (possibly `NO_RULESET`); cgroups without one are the host's.

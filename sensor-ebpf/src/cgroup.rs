@@ -6,12 +6,12 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use sensor_common::{
-    cgroup::{CgroupEvent, FLAG_PATH_TRUNCATED, PATH_LEN},
+    cgroup::{CgroupEvent, FLAG_PATH_TRUNCATED, FLAG_PENDING, NAME_LEN, PATH_LEN},
     kind,
 };
 
 use crate::{
-    maps::{CGROUP_POLICY, CONTROL, count_lost, submit_control},
+    maps::{CGROUP_POLICY, CONTROL, POLICY, count_lost, submit_control},
     task::{cgroup_id, fill_header, offsets, read_field},
 };
 
@@ -20,18 +20,52 @@ use crate::{
 pub fn cgroup_mkdir(ctx: RawTracePointContext) -> i32 {
     let offsets = offsets();
     let cgrp: *const u8 = ctx.arg(0);
-    // A cgroup created inside a container's cgroup is part of that container, from this
-    // moment on (not from whenever the daemon reads this event): it gets the same entry.
-    let parent =
-        read_field::<*const u8>(cgrp, offsets.cgroup_parent).and_then(|p| cgroup_id(p, &offsets));
-    if let (Some(parent), Some(id)) = (parent, cgroup_id(cgrp, &offsets))
-        // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
-        && let Some(entry) = unsafe { CGROUP_POLICY.get(parent) }.copied()
+    let mut flags = 0;
+    if let Some(id) = cgroup_id(cgrp, &offsets)
         && on_v2(cgrp)
     {
-        let _ = CGROUP_POLICY.insert(id, entry, 0);
+        let parent = read_field::<*const u8>(cgrp, offsets.cgroup_parent)
+            .and_then(|p| cgroup_id(p, &offsets));
+        // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
+        match parent.and_then(|p| unsafe { CGROUP_POLICY.get(p) }.copied()) {
+            // A cgroup created inside a container's cgroup is part of that container, from
+            // this moment on (not from whenever the daemon reads this event): it gets the
+            // same entry.
+            Some(entry) => {
+                let _ = CGROUP_POLICY.insert(id, entry, 0);
+            }
+            // A runtime creating a container's cgroup: a container whose metadata is pending
+            // from now on, judged by every rule, not the host until the daemon reads this.
+            None => {
+                if names_container(cgrp, &offsets)
+                    && let Some(config) = POLICY.get(0)
+                    && CGROUP_POLICY.insert(id, config.pending, 0).is_ok()
+                {
+                    flags |= FLAG_PENDING;
+                }
+            }
+        }
     }
-    emit(&ctx, kind::CGROUP_MKDIR)
+    emit(&ctx, kind::CGROUP_MKDIR, flags)
+}
+
+/// Whether `cgrp`'s own name is a container's (`sensor_common::cgroup::names_container`).
+#[inline(always)]
+fn names_container(cgrp: *const u8, offsets: &sensor_common::offsets::KernelOffsets) -> bool {
+    let Some(name) = read_field::<*const u8>(cgrp, offsets.cgroup_kn)
+        .and_then(|kn| read_field::<*const u8>(kn, offsets.kernfs_node_name))
+    else {
+        return false;
+    };
+    let mut buf = [0u8; NAME_LEN];
+    // SAFETY: the helper bounds the copy by the buffer and NUL-terminates.
+    match unsafe { bpf_probe_read_kernel_str_bytes(name, &mut buf) } {
+        Ok(bytes) => {
+            let len = bytes.len();
+            sensor_common::cgroup::names_container(&buf, len)
+        }
+        Err(_) => false,
+    }
 }
 
 #[inline(always)]
@@ -41,11 +75,11 @@ fn on_v2(cgrp: *const u8) -> bool {
 
 #[raw_tracepoint(tracepoint = "cgroup_rmdir")]
 pub fn cgroup_rmdir(ctx: RawTracePointContext) -> i32 {
-    emit(&ctx, kind::CGROUP_RMDIR)
+    emit(&ctx, kind::CGROUP_RMDIR, 0)
 }
 
 #[inline(always)]
-fn emit(ctx: &RawTracePointContext, kind: u32) -> i32 {
+fn emit(ctx: &RawTracePointContext, kind: u32, flags: u32) -> i32 {
     let offsets = offsets();
     let cgrp: *const u8 = ctx.arg(0);
     // cgroup v1 hierarchies fire the same tracepoints; only the default (v2) hierarchy, id 0,
@@ -75,7 +109,7 @@ fn emit(ctx: &RawTracePointContext, kind: u32) -> i32 {
     );
     event.id = id;
     event.level = read_field::<i32>(cgrp, offsets.cgroup_level).unwrap_or(0) as u32;
-    event.flags = 0;
+    event.flags = flags;
     event._pad = 0;
     let path: *const u8 = ctx.arg(1);
     // SAFETY: the helper bounds the copy by the slice length and NUL-terminates.

@@ -81,6 +81,10 @@ pub const TESTS: &[(&str, KernelTest)] = &[
         "segmented_containers_cannot_go_around_the_hooks",
         segmented_containers_cannot_go_around_the_hooks,
     ),
+    (
+        "a_container_cgroup_is_judged_from_its_creation",
+        a_container_cgroup_is_judged_from_its_creation,
+    ),
 ];
 
 /// Marker lines around the probe JSON on a guest console, for the host to collect.
@@ -761,6 +765,37 @@ pub fn exec_kill_before_the_image_runs() -> Outcome {
     // The host is outside every container selector.
     let out = Command::new("/bin/echo").arg(&tag).output().unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&tag));
+    let _ = fs::remove_file(&policy);
+    Outcome::Pass
+}
+
+/// A cgroup named like a runtime's container is a (pending) container from its creation, by
+/// the kernel alone: with the daemon stopped, a process in it is judged by every rule, even
+/// one whose selector its metadata would not match (the host's rules, before, until the daemon
+/// read the creation).
+pub fn a_container_cgroup_is_judged_from_its_creation() -> Outcome {
+    use std::os::unix::process::ExitStatusExt;
+    let (sensor, policy) = policy_sensor(
+        "no-echo",
+        "containers: { labels: { tier: nobody-has-this } }\n    exec: { deny: [\"/bin/echo\"] }",
+        "kill",
+    );
+    let tag = unique("creation");
+    // SAFETY: signalling the sensor child this test started.
+    unsafe { libc::kill(sensor.pid() as i32, libc::SIGSTOP) };
+    let cg = TestCgroup::create(&format!("/system.slice/docker-{}.scope", hex64(&tag)));
+    let (status, stdout) = cg.exec("/bin/echo", &tag);
+    // SAFETY: as above.
+    unsafe { libc::kill(sensor.pid() as i32, libc::SIGCONT) };
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "a pending container is judged by every rule: {status:?} {stdout:?}"
+    );
+    // The host is no container.
+    let out = Command::new("/bin/echo").arg(&tag).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&tag));
+    drop(cg);
     let _ = fs::remove_file(&policy);
     Outcome::Pass
 }

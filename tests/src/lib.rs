@@ -607,8 +607,13 @@ pub fn cgroup_dir_of(pid: u32) -> PathBuf {
         .lines()
         .find_map(|l| l.strip_prefix("0::"))
         .expect("a cgroup v2 line");
+    cgroup2_root().join(rel.trim_start_matches('/'))
+}
+
+/// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup`, or `…/unified` on hybrid hosts).
+pub fn cgroup2_root() -> PathBuf {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let root = mounts
+    mounts
         .lines()
         .find_map(|l| {
             let (pre, post) = l.split_once(" - ")?;
@@ -616,8 +621,7 @@ pub fn cgroup_dir_of(pid: u32) -> PathBuf {
                 .then(|| pre.split_whitespace().nth(4).map(PathBuf::from))
                 .flatten()
         })
-        .expect("a cgroup2 mount");
-    root.join(rel.trim_start_matches('/'))
+        .expect("a cgroup2 mount")
 }
 
 /// The host pid of a container's first process.

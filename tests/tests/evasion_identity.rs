@@ -1,7 +1,8 @@
 //! Ways around container identity, tried from inside real containers: leaving one's cgroup,
 //! cgroups named like another container, a runtime that places processes with
 //! `clone3(CLONE_INTO_CGROUP)`, a container whose metadata never arrives, and a full ring
-//! buffer. The policy follows the process; what cannot be decided fails closed.
+//! buffer, a container created while the daemon reads nothing. The policy follows the
+//! process; what cannot be decided fails closed.
 
 use std::time::Duration;
 
@@ -203,6 +204,103 @@ fn a_container_whose_metadata_never_comes_is_judged_by_every_rule() {
     start_labelled(&name, "not-web", &[]);
     assert_eq!(exec_in(&name, &["/bin/true"]).0, Some(0), "control");
     assert_eq!(exec_in(&name, &["/bin/cat", "/etc/passwd"]).0, Some(137));
+}
+
+#[test]
+fn a_container_created_while_the_daemon_reads_nothing_is_a_container_from_its_first_instruction() {
+    require_docker();
+    let _serial = integration_tests::serial();
+    let tier = unique("unread");
+    let p = policy_file("enforce", &rules(&tier, ""));
+    let mut sensor = Sensor::start(&["--policy", p.to_str().unwrap()]);
+    let name = unique("unread");
+    let _g = ContainerGuard(name.clone());
+    // The daemon reads no event from here on: only what the kernel does at the cgroup's
+    // creation can make the new cgroup a container's (before, it was the host's until the
+    // daemon read that creation, and host rules do not deny cat).
+    // SAFETY: signalling the sensor child this test started.
+    unsafe { libc::kill(sensor.pid() as i32, libc::SIGSTOP) };
+    let started = std::panic::catch_unwind(|| {
+        start_labelled(&name, "not-web", &[]);
+        (
+            exec_in(&name, &["/bin/true"]).0,
+            exec_in(&name, &["/bin/cat", "/etc/passwd"]).0,
+        )
+    });
+    // SAFETY: as above.
+    unsafe { libc::kill(sensor.pid() as i32, libc::SIGCONT) };
+    let (control, cat) = started.expect("the container ran");
+    assert_eq!(control, Some(0), "control: a program no rule denies");
+    assert_eq!(
+        cat,
+        Some(137),
+        "pending: every rule applies (no-cat selects tier={tier}; this one's labels are not read yet)"
+    );
+    // Once its metadata is read, its own rules: no-cat does not select it.
+    sensor.wait_for(WAIT, "the container's start line", |v| {
+        v["kind"] == "container" && v["event"] == "start" && v["container"]["name"] == name
+    });
+    assert_eq!(exec_in(&name, &["/bin/cat", "/etc/passwd"]).0, Some(0));
+}
+
+/// The other side of judging a cgroup by its name at creation: a host cgroup named like a
+/// container, which the daemon finds is none, is the host's again once the daemon reads it.
+#[test]
+fn a_host_cgroup_named_like_a_container_is_the_hosts_once_the_daemon_reads_it() {
+    let _serial = integration_tests::serial();
+    let root = integration_tests::cgroup2_root();
+    let p = policy_file(
+        "enforce",
+        "  - name: no-cat-anywhere\n    containers: {}\n    exec: { deny: [\"/bin/cat\"] }\n    action: kill\n",
+    );
+    let sensor = Sensor::start(&["--policy", p.to_str().unwrap()]);
+    // A bare 64-hex name: a container's under /docker or a pod, nothing under the root.
+    let dir = root.join(format!(
+        "{:064x}",
+        u128::from(std::process::id()) << 64 | 0xc0ffee
+    ));
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let cat_in_it = |dir: &std::path::Path| {
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec /bin/cat /etc/hostname",
+            dir.display()
+        );
+        std::process::Command::new("/bin/sh")
+            .args(["-c", &script])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    };
+    // SAFETY: signalling the sensor child this test started.
+    unsafe { libc::kill(sensor.pid() as i32, libc::SIGSTOP) };
+    std::fs::create_dir(&dir).unwrap();
+    let _remove = Remove(dir.clone());
+    let pending = cat_in_it(&dir);
+    // SAFETY: as above.
+    unsafe { libc::kill(sensor.pid() as i32, libc::SIGCONT) };
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        pending.signal(),
+        Some(9),
+        "before the daemon read it, it is a pending container: every container rule applies"
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let status = cat_in_it(&dir);
+        if status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still judged as a container {WAIT:?} after the daemon read it: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]

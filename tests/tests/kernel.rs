@@ -53,4 +53,5 @@ kernel_tests!(
     the_sensors_objects_are_guarded,
     the_sensors_process_is_guarded,
     segmented_containers_cannot_go_around_the_hooks,
+    a_container_cgroup_is_judged_from_its_creation,
 );

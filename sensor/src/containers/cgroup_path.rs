@@ -192,10 +192,9 @@ mod tests {
         })
     }
 
-    #[test]
-    fn table() {
+    fn cases() -> Vec<(String, Option<Identity>)> {
         let uid_ = UID.replace('-', "_");
-        let cases: Vec<(String, Option<Identity>)> = vec![
+        vec![
             // Docker, cgroupfs and systemd drivers.
             (format!("/docker/{ID}"), id(Runtime::Docker, ID, None, None)),
             (
@@ -308,13 +307,41 @@ mod tests {
                 "/default/a/b".into(),
                 id(Runtime::Containerd, "a", None, Some("default")),
             ),
-        ];
-        for (path, want) in cases {
+        ]
+    }
+
+    #[test]
+    fn table() {
+        for (path, want) in cases() {
             assert_eq!(
                 parse(&path, DEFAULT_CONTAINERD_NAMESPACES),
                 want,
                 "path {path}"
             );
+        }
+    }
+
+    /// The kernel's `cgroup_mkdir` makes a cgroup a pending container by its own name alone:
+    /// every component that names a container here must be one it recognises (the one
+    /// exception, `ctr`'s ids chosen by the user, waits for the daemon).
+    #[test]
+    fn the_kernel_recognises_every_container_component() {
+        use sensor_common::cgroup::{NAME_LEN, names_container};
+        for (path, _) in cases() {
+            let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+            let kubepods_at = components.iter().position(|c| c.starts_with("kubepods"));
+            for (i, component) in components.iter().enumerate() {
+                let parent = i.checked_sub(1).map(|p| components[p]);
+                let in_kubepods = kubepods_at.is_some_and(|k| k < i);
+                let mut name = [0u8; NAME_LEN];
+                name[..component.len()].copy_from_slice(component.as_bytes());
+                if component_identity(parent, component, in_kubepods).is_some() {
+                    assert!(
+                        names_container(&name, component.len()),
+                        "{path}: {component}"
+                    );
+                }
+            }
         }
     }
 

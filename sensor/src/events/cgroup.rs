@@ -1,6 +1,6 @@
 //! Decoder of `cgroup_mkdir` / `cgroup_rmdir` records (`sensor_common::cgroup`).
 
-use sensor_common::cgroup::CgroupEvent;
+use sensor_common::cgroup::{CgroupEvent, FLAG_PENDING};
 
 use super::{DecodeError, Header, c_string, read_struct};
 
@@ -11,6 +11,8 @@ pub struct Cgroup {
     pub level: u32,
     /// Path relative to the v2 root, starting with `/`.
     pub path: String,
+    /// The kernel made this new cgroup a pending container by its name (`FLAG_PENDING`).
+    pub pending: bool,
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Cgroup, DecodeError> {
@@ -22,6 +24,7 @@ pub fn decode(bytes: &[u8]) -> Result<Cgroup, DecodeError> {
         id: raw.id,
         level: raw.level,
         path: c_string(&raw.path[..len]),
+        pending: raw.flags & FLAG_PENDING != 0,
     })
 }
 
@@ -40,7 +43,7 @@ mod tests {
                 id: 4242,
                 level: 2,
                 path_len: 11,
-                flags: 0,
+                flags: FLAG_PENDING,
                 _pad: 0,
                 path: [0; PATH_LEN],
             };
@@ -50,7 +53,10 @@ mod tests {
                 (Event::CgroupMkdir(c), false) | (Event::CgroupRmdir(c), true) => c,
                 _ => panic!("wrong variant {decoded:?}"),
             };
-            assert_eq!((c.id, c.level, c.path.as_str()), (4242, 2, "/docker/abc"));
+            assert_eq!(
+                (c.id, c.level, c.path.as_str(), c.pending),
+                (4242, 2, "/docker/abc", true)
+            );
         }
     }
 }

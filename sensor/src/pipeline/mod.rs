@@ -145,6 +145,12 @@ impl<S: Sink> Pipeline<S> {
                     // until its metadata says which rules are its own, every rule does (fail
                     // closed). Its fetch, already started, installs them when it completes.
                     self.container_seen(c.id);
+                } else if c.pending
+                    && let Some(engine) = &mut self.engine
+                {
+                    // Named like a container, it is not one (`/<64 hex>` under no runtime's
+                    // parent): the host's again.
+                    engine.not_a_container(c.id);
                 }
                 self.update_container_gauge();
             }

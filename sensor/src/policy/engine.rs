@@ -285,6 +285,12 @@ impl Engine {
             .collect()
     }
 
+    /// A cgroup the kernel took for a container by its name is not one: the host's again.
+    pub fn not_a_container(&mut self, cgroup: u64) {
+        self.container_gone(cgroup);
+        self.installer.remove_cgroup(cgroup);
+    }
+
     pub fn container_gone(&mut self, cgroup: u64) {
         if let Some(state) = self.cgroups.remove(&cgroup) {
             // A sub-cgroup of a container has its addresses too: they stay while any cgroup
@@ -357,8 +363,12 @@ impl Engine {
         }
         // Containers not in `subjects` (metadata pending) are judged by every rule, and by
         // what every segment would deny.
+        // So are those the kernel made pending at their creation, whose event the daemon has
+        // not read yet.
         let pending_segments = network.pending_segments();
-        for cgroup in self.cgroups.keys() {
+        let mut pending: BTreeSet<u64> = self.cgroups.keys().copied().collect();
+        pending.extend(self.installer.cgroups());
+        for cgroup in &pending {
             self.installer
                 .set_cgroup(*cgroup, next, pending_ruleset, pending_segments)?;
         }
@@ -374,7 +384,7 @@ impl Engine {
             )?;
             cgroups.insert(cgroup, state);
         }
-        for cgroup in self.cgroups.keys() {
+        for cgroup in &pending {
             cgroups.entry(*cgroup).or_insert_with(|| CgroupState {
                 ruleset: pending_ruleset,
                 segments: pending_segments,
@@ -385,6 +395,8 @@ impl Engine {
         let mut config = self.installer.config();
         config.host_ruleset[next] = host;
         config.network[next] = network.config;
+        config.pending.ruleset[next] = pending_ruleset;
+        config.pending.segments[next] = pending_segments;
         config.generation = next as u32;
         config.mode = match mode {
             Mode::Audit => MODE_AUDIT,
@@ -449,6 +461,8 @@ impl Engine {
         let mut config = self.installer.config();
         config.host_ruleset[slot] = NO_RULESET;
         config.network[slot] = Default::default();
+        config.pending.ruleset[slot] = NO_RULESET;
+        config.pending.segments[slot] = 0;
         let _ = self.installer.set_config(config);
     }
 }

@@ -161,6 +161,11 @@ impl Installer {
             .map_err(map_err("CGROUP_POLICY"))
     }
 
+    /// The cgroups that have an entry in the kernel.
+    pub fn cgroups(&self) -> Vec<u64> {
+        self.cgroups.keys().filter_map(Result::ok).collect()
+    }
+
     pub fn remove_cgroup(&mut self, cgroup: u64) {
         let _ = self.cgroups.remove(&cgroup);
     }
