@@ -9,20 +9,15 @@ use crate::EventHeader;
 pub const PATH_LEN: usize = 512;
 
 pub const FLAG_PATH_TRUNCATED: u32 = 1;
-/// `cgroup_mkdir` made the new cgroup a pending container ([`names_container`], under a
-/// parent that is no container): the daemon removes that entry if it finds the cgroup is not
-/// one after all.
-pub const FLAG_PENDING: u32 = 2;
-
 /// Bytes of a cgroup's own name (`kernfs_node.name`) that `cgroup_mkdir` reads. The longest
 /// container name, `cri-containerd-<64 hex>.scope`, is 85.
 pub const NAME_LEN: usize = 128;
 
 /// Whether a new cgroup's own name is one a runtime gives a container's cgroup:
-/// `[prefix]<64 lowercase hex>[.scope]` with a prefix of `docker-`, `cri-containerd-`,
-/// `crio-`, `libpod-`, `nerdctl-` or none. The kernel side of the daemon's
+/// `<prefix><64 lowercase hex>[.scope]` with a prefix of `docker-`, `cri-containerd-`,
+/// `crio-`, `libpod-` or `nerdctl-`, or a bare `<64 lowercase hex>`. The kernel side of the daemon's
 /// `containers::cgroup_path` (which also looks at the parents, and may still say "host": the
-/// daemon then drops the entry): from its creation such a cgroup is judged as a container
+/// daemon then drops the entry, and any its children copied): from its creation such a cgroup is judged as a container
 /// whose metadata is pending, not as the host. Runtime helpers (`libpod-conmon-<id>.scope`,
 /// `crio-conmon-<id>.scope`) are not matched.
 #[inline(always)]
@@ -31,11 +26,8 @@ pub fn names_container(name: &[u8; NAME_LEN], len: usize) -> bool {
         return false;
     }
     let scope = b".scope";
-    let end = if len >= scope.len() && ends_with(name, len, scope) {
-        len - scope.len()
-    } else {
-        len
-    };
+    let scoped = len >= scope.len() && ends_with(name, len, scope);
+    let end = if scoped { len - scope.len() } else { len };
     if end < 64 {
         return false;
     }
@@ -49,7 +41,7 @@ pub fn names_container(name: &[u8; NAME_LEN], len: usize) -> bool {
         i += 1;
     }
     match start {
-        0 => true,
+        0 => !scoped,
         5 => begins_with(name, b"crio-"),
         7 => begins_with(name, b"docker-") || begins_with(name, b"libpod-"),
         8 => begins_with(name, b"nerdctl-"),
@@ -93,11 +85,13 @@ pub struct CgroupEvent {
     pub path_len: u32,
     pub flags: u32,
     pub _pad: u32,
+    /// Id of the parent cgroup (0 for the root, and in `cgroup_rmdir` records).
+    pub parent: u64,
     pub path: [u8; PATH_LEN],
 }
 
 const _: () = assert!(
-    core::mem::size_of::<CgroupEvent>() == core::mem::size_of::<EventHeader>() + 24 + PATH_LEN
+    core::mem::size_of::<CgroupEvent>() == core::mem::size_of::<EventHeader>() + 32 + PATH_LEN
 );
 
 #[cfg(test)]
@@ -134,6 +128,7 @@ mod tests {
             format!("x{id}"),
             format!("evil-{id}.scope"),
             format!("{id}.service"),
+            format!("{id}.scope"),
             "system.slice".to_owned(),
             "cron.service".to_owned(),
             String::new(),

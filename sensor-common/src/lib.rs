@@ -41,8 +41,11 @@ pub mod kind {
     pub const SYSCALL_UNAGGREGATED: u32 = 11;
     /// A process of a container asked the kernel for one of the sensor's own BPF objects.
     pub const TAMPER: u32 = 12;
+    /// `CGROUP_POLICY` was full: a new cgroup got no entry at its creation (a container's is
+    /// the host's until the daemon installs one).
+    pub const CGROUP_UNTRACKED: u32 = 13;
     /// One past the largest kind: the size of the per-kind lost-event counter array.
-    pub const COUNT: u32 = 13;
+    pub const COUNT: u32 = 14;
 
     /// Human name of a kind, for metrics and logs.
     pub const fn name(kind: u32) -> &'static str {
@@ -59,6 +62,7 @@ pub mod kind {
             IDENTITY_UNTRACKED => "identity_untracked",
             SYSCALL_UNAGGREGATED => "syscall_unaggregated",
             TAMPER => "tamper",
+            CGROUP_UNTRACKED => "cgroup_untracked",
             _ => "unknown",
         }
     }

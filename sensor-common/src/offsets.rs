@@ -124,6 +124,11 @@ pub struct KernelOffsets {
     pub signal_nr_threads: u32,
     /// `kernfs_node.name`: a cgroup's own name, to recognise a container's at its creation.
     pub kernfs_node_name: u32,
+    /// `bpf_map.id`, `bpf_prog.aux` and `bpf_prog_aux.id`: the object a new descriptor is
+    /// made for, at the `bpf_map` / `bpf_prog` LSM hooks.
+    pub bpf_map_id: u32,
+    pub bpf_prog_aux: u32,
+    pub bpf_prog_aux_id: u32,
 }
 
 /// `KernelOffsets::ovl_lower_kind`: the lower layer of an overlayfs inode is
@@ -139,7 +144,7 @@ pub const PF_IO_WORKER: u32 = 0x10;
 /// `thread_info.status` on x86_64: the task is in a 32-bit (int 0x80 / sysenter) syscall.
 pub const TS_COMPAT: u32 = 0x2;
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 284);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 296);
 
 impl KernelOffsets {
     pub const fn zeroed() -> Self {
@@ -205,6 +210,9 @@ impl KernelOffsets {
             io_kiocb_opcode: 0,
             signal_nr_threads: 0,
             kernfs_node_name: 0,
+            bpf_map_id: 0,
+            bpf_prog_aux: 0,
+            bpf_prog_aux_id: 0,
         }
     }
 }

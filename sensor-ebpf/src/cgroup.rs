@@ -6,7 +6,7 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use sensor_common::{
-    cgroup::{CgroupEvent, FLAG_PATH_TRUNCATED, FLAG_PENDING, NAME_LEN, PATH_LEN},
+    cgroup::{CgroupEvent, FLAG_PATH_TRUNCATED, NAME_LEN, PATH_LEN},
     kind,
 };
 
@@ -20,33 +20,30 @@ use crate::{
 pub fn cgroup_mkdir(ctx: RawTracePointContext) -> i32 {
     let offsets = offsets();
     let cgrp: *const u8 = ctx.arg(0);
-    let mut flags = 0;
+    let parent = read_field::<*const u8>(cgrp, offsets.cgroup_parent)
+        .and_then(|p| cgroup_id(p, &offsets))
+        .unwrap_or(0);
     if let Some(id) = cgroup_id(cgrp, &offsets)
         && on_v2(cgrp)
     {
-        let parent = read_field::<*const u8>(cgrp, offsets.cgroup_parent)
-            .and_then(|p| cgroup_id(p, &offsets));
         // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
-        match parent.and_then(|p| unsafe { CGROUP_POLICY.get(p) }.copied()) {
+        let entry = match unsafe { CGROUP_POLICY.get(parent) }.copied() {
             // A cgroup created inside a container's cgroup is part of that container, from
             // this moment on (not from whenever the daemon reads this event): it gets the
             // same entry.
-            Some(entry) => {
-                let _ = CGROUP_POLICY.insert(id, entry, 0);
-            }
+            Some(entry) => Some(entry),
             // A runtime creating a container's cgroup: a container whose metadata is pending
             // from now on, judged by every rule, not the host until the daemon reads this.
-            None => {
-                if names_container(cgrp, &offsets)
-                    && let Some(config) = POLICY.get(0)
-                    && CGROUP_POLICY.insert(id, config.pending, 0).is_ok()
-                {
-                    flags |= FLAG_PENDING;
-                }
-            }
+            None if names_container(cgrp, &offsets) => POLICY.get(0).map(|c| c.pending),
+            None => None,
+        };
+        if let Some(entry) = entry
+            && CGROUP_POLICY.insert(id, entry, 0).is_err()
+        {
+            count_lost(kind::CGROUP_UNTRACKED);
         }
     }
-    emit(&ctx, kind::CGROUP_MKDIR, flags)
+    emit(&ctx, kind::CGROUP_MKDIR, parent)
 }
 
 /// Whether `cgrp`'s own name is a container's (`sensor_common::cgroup::names_container`).
@@ -79,7 +76,7 @@ pub fn cgroup_rmdir(ctx: RawTracePointContext) -> i32 {
 }
 
 #[inline(always)]
-fn emit(ctx: &RawTracePointContext, kind: u32, flags: u32) -> i32 {
+fn emit(ctx: &RawTracePointContext, kind: u32, parent: u64) -> i32 {
     let offsets = offsets();
     let cgrp: *const u8 = ctx.arg(0);
     // cgroup v1 hierarchies fire the same tracepoints; only the default (v2) hierarchy, id 0,
@@ -109,7 +106,8 @@ fn emit(ctx: &RawTracePointContext, kind: u32, flags: u32) -> i32 {
     );
     event.id = id;
     event.level = read_field::<i32>(cgrp, offsets.cgroup_level).unwrap_or(0) as u32;
-    event.flags = flags;
+    event.flags = 0;
+    event.parent = parent;
     event._pad = 0;
     let path: *const u8 = ctx.arg(1);
     // SAFETY: the helper bounds the copy by the slice length and NUL-terminates.

@@ -470,6 +470,86 @@ pub fn guard_ptrace(ctx: aya_ebpf::programs::LsmContext) -> i32 {
     guard_process(target, sensor_common::process::OBJECT_TRACE, mode)
 }
 
+/// LSM hook `bpf(int cmd, union bpf_attr *attr, unsigned int size, ...)`, before any
+/// command runs: `BPF_{PROG,MAP,BTF,LINK}_GET_FD_BY_ID` of one of the sensor's objects by a
+/// process of a container is refused. `attr` is the kernel's copy: a thread rewriting the
+/// caller's memory after the copy changes nothing (the capability-check guard,
+/// `process_guard`, reads the caller's memory and is what kernels without BPF LSM get).
+#[aya_ebpf::macros::lsm(hook = "bpf")]
+pub fn guard_bpf(ctx: aya_ebpf::programs::LsmContext) -> i32 {
+    use sensor_common::process::{OBJECT_BTF, OBJECT_LINK, OBJECT_MAP, OBJECT_PROG};
+    let cmd: i32 = ctx.arg(0);
+    let attr: *const u8 = ctx.arg(1);
+    let object = match cmd {
+        13 => OBJECT_PROG,
+        14 => OBJECT_MAP,
+        19 => OBJECT_BTF,
+        30 => OBJECT_LINK,
+        _ => return 0,
+    };
+    // `prog_id`, `map_id`, `btf_id`, `link_id`: the first member of the command's struct.
+    match crate::task::read_at::<u32>(attr) {
+        Some(id) => guard_object(object, id),
+        None => 0,
+    }
+}
+
+/// LSM hook `bpf_map(struct bpf_map *map, fmode_t fmode)`: a new descriptor of `map`, by id
+/// or by path (`BPF_OBJ_GET` of a pin under any bpffs mount). One of the sensor's maps is
+/// refused to a process of a container.
+#[aya_ebpf::macros::lsm(hook = "bpf_map")]
+pub fn guard_bpf_map(ctx: aya_ebpf::programs::LsmContext) -> i32 {
+    let map: *const u8 = ctx.arg(0);
+    match read_field::<u32>(map, offsets().bpf_map_id) {
+        Some(id) => guard_object(sensor_common::process::OBJECT_MAP, id),
+        None => 0,
+    }
+}
+
+/// LSM hook `bpf_prog(struct bpf_prog *prog)`: a new descriptor of `prog`, by id or by path.
+#[aya_ebpf::macros::lsm(hook = "bpf_prog")]
+pub fn guard_bpf_prog(ctx: aya_ebpf::programs::LsmContext) -> i32 {
+    let offsets = offsets();
+    let prog: *const u8 = ctx.arg(0);
+    match read_field::<*const u8>(prog, offsets.bpf_prog_aux)
+        .and_then(|aux| read_field::<u32>(aux, offsets.bpf_prog_aux_id))
+    {
+        Some(id) => guard_object(sensor_common::process::OBJECT_PROG, id),
+        None => 0,
+    }
+}
+
+/// The guard's answer for object `id` of kind `object` asked for by the current process:
+/// EPERM, and a `kind::TAMPER` event, when it is one of the sensor's and the caller is of a
+/// container (the sensor itself, and the host, may hold them).
+#[inline(always)]
+fn guard_object(object: u8, id: u32) -> i32 {
+    let Some(config) = crate::maps::POLICY.get(0) else {
+        return 0;
+    };
+    if current_tgid() == config.sensor_tgid || !is_container(subject_cgroup()) {
+        return 0;
+    }
+    // SAFETY: a hash map lookup with a valid key.
+    if unsafe { crate::maps::SENSOR_OBJECTS.get(sensor_common::process::object_key(object, id)) }
+        .is_none()
+    {
+        return 0;
+    }
+    emit_tamper(
+        object,
+        id,
+        Verdict {
+            rule: sensor_common::process::RULE_GUARD,
+            action: ACTION_BLOCK,
+            mode: 1,
+            enforced: sensor_common::policy::ENFORCED_LSM,
+            ..Verdict::default()
+        },
+    );
+    -1
+}
+
 /// -EPERM (and a tamper event) when `target` is the sensor and the caller a process of a
 /// container; 0 otherwise.
 #[inline(always)]

@@ -458,6 +458,9 @@ async fn run_async(
                     pipeline.clock.refresh();
                 }
                 let lost = refresh_lost(&lost_map, &metrics);
+                if lost > reported_lost || ticks.is_multiple_of(30) {
+                    pipeline.reconcile_cgroups();
+                }
                 if lost > reported_lost {
                     log::warn!(
                         "{} events lost because the ring buffer was full ({lost} since start); raise --ring-buffer-mib",

@@ -730,6 +730,9 @@ pub const LSM_HOOKS: &[(&str, &str)] = &[
     ("capable", "capable"),
     ("guard_task_kill", "task_kill"),
     ("guard_ptrace", "ptrace_access_check"),
+    ("guard_bpf", "bpf"),
+    ("guard_bpf_map", "bpf_map"),
+    ("guard_bpf_prog", "bpf_prog"),
 ];
 
 fn attach_lsm(ebpf: &mut Ebpf, name: &str, hook: &str, btf: &aya::Btf) -> Result<(), LoadError> {

@@ -888,6 +888,19 @@ pub fn the_sensors_objects_are_guarded() -> Outcome {
         let (status, stdout) = cg.exec(attack, &format!("bpf-by-id map {map}{how}"));
         refused_or_killed(lsm, status, &stdout, &format!("bpf-by-id{how}"));
     }
+    // By path: the counters the sensor pins. No capability check guards BPF_OBJ_GET; the
+    // `bpf_map` LSM hook does, for every bpffs mount a container could reach.
+    let pin = format!("/sys/fs/bpf/sensor/{}/LOST", sensor.pid());
+    assert!(std::path::Path::new(&pin).exists(), "{pin} is pinned");
+    let (status, stdout) = cg.exec(attack, &format!("bpf-pin {pin}"));
+    if lsm {
+        assert!(
+            status.success() && stdout.contains("\"ok\":false,\"errno\":1"),
+            "BPF_OBJ_GET of {pin} refused with EPERM: {status:?} {stdout}"
+        );
+    } else {
+        eprintln!("note: without BPF LSM BPF_OBJ_GET of a pin is not guarded (README): {stdout}");
+    }
     let line = sensor.wait_for(Duration::from_secs(30), "the tamper line", |v| {
         v["kind"] == "tamper" && v["container"]["id"] == hex64(&tag).as_str()
     });

@@ -244,7 +244,8 @@ fn a_container_created_while_the_daemon_reads_nothing_is_a_container_from_its_fi
 }
 
 /// The other side of judging a cgroup by its name at creation: a host cgroup named like a
-/// container, which the daemon finds is none, is the host's again once the daemon reads it.
+/// container, which the daemon finds is none, is the host's again once the daemon reads it,
+/// and so is a child created (copying its entry) before the daemon read it.
 #[test]
 fn a_host_cgroup_named_like_a_container_is_the_hosts_once_the_daemon_reads_it() {
     let _serial = integration_tests::serial();
@@ -280,19 +281,23 @@ fn a_host_cgroup_named_like_a_container_is_the_hosts_once_the_daemon_reads_it() 
     unsafe { libc::kill(sensor.pid() as i32, libc::SIGSTOP) };
     std::fs::create_dir(&dir).unwrap();
     let _remove = Remove(dir.clone());
+    let child = dir.join("child");
+    std::fs::create_dir(&child).unwrap();
+    let _remove_child = Remove(child.clone());
     let pending = cat_in_it(&dir);
+    let pending_child = cat_in_it(&child);
     // SAFETY: as above.
     unsafe { libc::kill(sensor.pid() as i32, libc::SIGCONT) };
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(
-        pending.signal(),
-        Some(9),
-        "before the daemon read it, it is a pending container: every container rule applies"
+        (pending.signal(), pending_child.signal()),
+        (Some(9), Some(9)),
+        "before the daemon read them, they are a pending container: every container rule applies"
     );
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let status = cat_in_it(&dir);
-        if status.success() {
+        let status = cat_in_it(&child);
+        if status.success() && cat_in_it(&dir).success() {
             break;
         }
         assert!(

@@ -88,6 +88,14 @@ pub fn walk(root: &Path) -> HashMap<u64, String> {
     out
 }
 
+/// Id of the cgroup at `path` (relative to the v2 root): its directory's inode number.
+pub fn id_of_path(root: &Path, path: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(root.join(path.trim_start_matches('/')))
+        .ok()
+        .map(|m| m.ino())
+}
+
 /// Path of cgroup `id` via `open_by_handle_at` (kernfs exports cgroup ids as file handles),
 /// without walking the tree. `None` when the cgroup is gone or the kernel refuses.
 pub fn path_of_id(root: &Path, id: u64) -> Option<String> {

@@ -288,6 +288,13 @@ impl Registry {
         self.insert(id, path, Some(created_ns))
     }
 
+    /// The id of the parent of cgroup `id`, when `id` is known and its parent still exists.
+    pub fn parent_of(&self, id: u64) -> Option<u64> {
+        let path = &self.by_cgroup.get(&id)?.path;
+        let (parent, _) = path.trim_end_matches('/').rsplit_once('/')?;
+        cgroupfs::id_of_path(&self.root, if parent.is_empty() { "/" } else { parent })
+    }
+
     /// A cgroup went away; returns its container when it was one.
     pub fn cgroup_removed(&mut self, id: u64) -> Option<Arc<Container>> {
         self.by_cgroup.remove(&id).and_then(|e| e.container)

@@ -1,6 +1,6 @@
 //! Decoder of `cgroup_mkdir` / `cgroup_rmdir` records (`sensor_common::cgroup`).
 
-use sensor_common::cgroup::{CgroupEvent, FLAG_PENDING};
+use sensor_common::cgroup::CgroupEvent;
 
 use super::{DecodeError, Header, c_string, read_struct};
 
@@ -11,8 +11,8 @@ pub struct Cgroup {
     pub level: u32,
     /// Path relative to the v2 root, starting with `/`.
     pub path: String,
-    /// The kernel made this new cgroup a pending container by its name (`FLAG_PENDING`).
-    pub pending: bool,
+    /// The parent cgroup's id (`cgroup_mkdir` only).
+    pub parent: u64,
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Cgroup, DecodeError> {
@@ -24,7 +24,7 @@ pub fn decode(bytes: &[u8]) -> Result<Cgroup, DecodeError> {
         id: raw.id,
         level: raw.level,
         path: c_string(&raw.path[..len]),
-        pending: raw.flags & FLAG_PENDING != 0,
+        parent: raw.parent,
     })
 }
 
@@ -43,8 +43,9 @@ mod tests {
                 id: 4242,
                 level: 2,
                 path_len: 11,
-                flags: FLAG_PENDING,
+                flags: 0,
                 _pad: 0,
+                parent: 7,
                 path: [0; PATH_LEN],
             };
             ev.path[..11].copy_from_slice(b"/docker/abc");
@@ -54,8 +55,8 @@ mod tests {
                 _ => panic!("wrong variant {decoded:?}"),
             };
             assert_eq!(
-                (c.id, c.level, c.path.as_str(), c.pending),
-                (4242, 2, "/docker/abc", true)
+                (c.id, c.level, c.path.as_str(), c.parent),
+                (4242, 2, "/docker/abc", 7)
             );
         }
     }

@@ -144,6 +144,9 @@ pub fn resolve_offsets(btf: &Btf) -> (KernelOffsets, Vec<&'static str>) {
         io_kiocb_opcode: btf.member_offset("io_kiocb", "opcode").unwrap_or(0),
         signal_nr_threads: get("signal_struct", "nr_threads", "signal_struct.nr_threads"),
         kernfs_node_name: get("kernfs_node", "name", "kernfs_node.name"),
+        bpf_map_id: get("bpf_map", "id", "bpf_map.id"),
+        bpf_prog_aux: get("bpf_prog", "aux", "bpf_prog.aux"),
+        bpf_prog_aux_id: get("bpf_prog_aux", "id", "bpf_prog_aux.id"),
     };
     missing.extend(also_missing.into_inner());
     if offsets.pt_regs_from_top == 0 {

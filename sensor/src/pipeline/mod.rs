@@ -145,11 +145,14 @@ impl<S: Sink> Pipeline<S> {
                     // until its metadata says which rules are its own, every rule does (fail
                     // closed). Its fetch, already started, installs them when it completes.
                     self.container_seen(c.id);
-                } else if c.pending
-                    && let Some(engine) = &mut self.engine
+                } else if let Some(engine) = &mut self.engine
+                    && !engine.tracks(c.parent)
                 {
-                    // Named like a container, it is not one (`/<64 hex>` under no runtime's
-                    // parent): the host's again.
+                    // A host cgroup, whatever the kernel took it for by its name (`/<64 hex>`
+                    // under no runtime's parent), or for its parent's (a child created before
+                    // the daemon read that the parent is the host's): the host's again. Below
+                    // a container the daemon knows (one a runtime listed, whose paths say
+                    // nothing), it keeps the entry copied from it.
                     engine.not_a_container(c.id);
                 }
                 self.update_container_gauge();
@@ -575,6 +578,32 @@ impl<S: Sink> Pipeline<S> {
         }
     }
 
+    /// Cgroups the kernel made containers at their creation that the daemon has not read
+    /// (the event was lost on a full ring, or is still queued): a container's gets the pending
+    /// ruleset and its metadata fetch; a host cgroup not below a container the daemon knows,
+    /// or one gone, loses its entry. Run at every reload and periodically.
+    pub fn reconcile_cgroups(&mut self) {
+        let Some(untracked) = self.engine.as_ref().map(|e| e.untracked()) else {
+            return;
+        };
+        for id in untracked {
+            let demote = match self.registry.lookup(id) {
+                Attribution::Container(_) => {
+                    self.container_seen(id);
+                    false
+                }
+                Attribution::Unknown => true,
+                Attribution::Host => match (self.registry.parent_of(id), &self.engine) {
+                    (Some(parent), Some(engine)) => !engine.tracks(parent),
+                    _ => true,
+                },
+            };
+            if demote && let Some(engine) = &mut self.engine {
+                engine.not_a_container(id);
+            }
+        }
+    }
+
     /// A metadata fetch finished: install the container's rules, announce it, release its
     /// held events.
     pub fn fetched(&mut self, cgroup_id: u64) -> io::Result<()> {
@@ -664,6 +693,7 @@ impl<S: Sink> Pipeline<S> {
                 return self.policy_line(source, None, &[], &errors);
             }
         };
+        self.reconcile_cgroups();
         let Some(engine) = self.engine.as_mut() else {
             return Ok(());
         };

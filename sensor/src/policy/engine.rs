@@ -285,12 +285,26 @@ impl Engine {
             .collect()
     }
 
-    /// A cgroup the kernel took for a container by its name is not one: the host's again.
-    pub fn not_a_container(&mut self, cgroup: u64) {
-        self.container_gone(cgroup);
-        self.installer.remove_cgroup(cgroup);
+    /// Whether `cgroup` is a container's the daemon knows.
+    pub fn tracks(&self, cgroup: u64) -> bool {
+        self.cgroups.contains_key(&cgroup)
     }
 
+    /// Cgroups with a kernel entry the daemon does not know (yet): the kernel made them
+    /// containers at their creation, by their name or their parent's entry.
+    pub fn untracked(&self) -> Vec<u64> {
+        let mut ids = self.installer.cgroups();
+        ids.retain(|id| !self.cgroups.contains_key(id));
+        ids
+    }
+
+    /// A cgroup the kernel took for a container is not one: the host's again.
+    pub fn not_a_container(&mut self, cgroup: u64) {
+        self.container_gone(cgroup);
+    }
+
+    /// A container's cgroup went away (or is no container's): its entries go, whether the
+    /// daemon knew it or only the kernel did.
     pub fn container_gone(&mut self, cgroup: u64) {
         if let Some(state) = self.cgroups.remove(&cgroup) {
             // A sub-cgroup of a container has its addresses too: they stay while any cgroup
@@ -300,8 +314,8 @@ impl Engine {
                     self.installer.remove_address(self.slot, addr);
                 }
             }
-            self.installer.remove_cgroup(cgroup);
         }
+        self.installer.remove_cgroup(cgroup);
     }
 
     /// Replaces the policy: compiles it for every container in `subjects`, installs it in the
@@ -363,9 +377,14 @@ impl Engine {
         }
         // Containers not in `subjects` (metadata pending) are judged by every rule, and by
         // what every segment would deny.
-        // So are those the kernel made pending at their creation, whose event the daemon has
-        // not read yet.
+        // So are those the kernel made containers at their creation, whose event the daemon
+        // has not read yet. What the kernel gives a new one in the next generation is written
+        // first, so that one created from here on is never without an entry there.
         let pending_segments = network.pending_segments();
+        let mut config = self.installer.config();
+        config.pending.ruleset[next] = pending_ruleset;
+        config.pending.segments[next] = pending_segments;
+        self.installer.set_config(config)?;
         let mut pending: BTreeSet<u64> = self.cgroups.keys().copied().collect();
         pending.extend(self.installer.cgroups());
         for cgroup in &pending {
@@ -395,8 +414,6 @@ impl Engine {
         let mut config = self.installer.config();
         config.host_ruleset[next] = host;
         config.network[next] = network.config;
-        config.pending.ruleset[next] = pending_ruleset;
-        config.pending.segments[next] = pending_segments;
         config.generation = next as u32;
         config.mode = match mode {
             Mode::Audit => MODE_AUDIT,
@@ -404,6 +421,20 @@ impl Engine {
         };
         // The flip: from here on every program sees the new generation.
         self.installer.set_config(PolicyConfig { ..config })?;
+        // A cgroup copied its parent's entry between the list above and the parent's write:
+        // its new slot may be stale. Pending until the daemon reads it (fail closed).
+        for cgroup in self.installer.cgroups() {
+            if let std::collections::hash_map::Entry::Vacant(e) = cgroups.entry(cgroup) {
+                let _ = self
+                    .installer
+                    .set_cgroup(cgroup, next, pending_ruleset, pending_segments);
+                e.insert(CgroupState {
+                    ruleset: pending_ruleset,
+                    segments: pending_segments,
+                    ..CgroupState::default()
+                });
+            }
+        }
 
         let old = std::mem::replace(
             &mut self.current,

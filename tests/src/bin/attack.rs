@@ -175,6 +175,14 @@ fn bpf_by_id(object: &str, id: u32, compat: bool) {
     );
 }
 
+/// bpf(BPF_OBJ_GET) of a pinned object's path.
+fn bpf_pin(path: &str) {
+    let c = CString::new(path).unwrap();
+    let mut attr = [0u8; 128];
+    attr[..8].copy_from_slice(&(c.as_ptr() as u64).to_ne_bytes());
+    report("bpf-pin", bpf_call(7, &attr, false), "");
+}
+
 fn bpf_own() {
     // Before 5.11 BPF memory is charged to RLIMIT_MEMLOCK, shared by all of root's processes
     // (the sensor's maps included): lift it, as any BPF loader does.
@@ -802,6 +810,7 @@ fn main() {
             args.get(4).is_some_and(|a| a == "int80"),
         ),
         "bpf-own" => bpf_own(),
+        "bpf-pin" => bpf_pin(arg(2)),
         "net-admin" => net_admin(),
         "vm-read" => vm_read(),
         "open" => {
