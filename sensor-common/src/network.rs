@@ -42,7 +42,9 @@ pub const REASON_BROADCAST: u8 = 4;
 pub const REASON_PENDING: u8 = 5;
 /// CAP_NET_ADMIN used in a segmented container: it rewrites, tunnels or redirects packets after
 /// the segment hooks judged them (nftables DNAT, GRE and other tunnels, `tc`), so it is
-/// refused where segmentation denies something.
+/// refused where segmentation denies something; so are the socket options of CAP_NET_RAW that
+/// change what a packet says (`IP_TRANSPARENT`, `SO_MARK`, IPv6 hop-by-hop and destination
+/// options).
 pub const REASON_ADMIN: u8 = 6;
 
 /// Where the hook saw the flow.
@@ -53,7 +55,7 @@ pub const HOOK_INGRESS: u8 = 3;
 pub const HOOK_SOCKET: u8 = 4;
 /// The CAP_NET_RAW check of `socket(AF_PACKET)` or `socket(AF_XDP)`.
 pub const HOOK_PACKET: u8 = 5;
-/// A CAP_NET_ADMIN check.
+/// A CAP_NET_ADMIN check, or CAP_NET_RAW's in `setsockopt`.
 pub const HOOK_ADMIN: u8 = 6;
 
 /// The network part of one policy generation, in `PolicyConfig::network`.

@@ -660,6 +660,22 @@ const AF_PACKET: u64 = 17;
 const SOCK_PACKET: u64 = 10;
 const AF_XDP: u64 = 44;
 
+/// The socket options CAP_NET_RAW grants that change what a packet says about its sender or
+/// how the host treats it: `IP_TRANSPARENT`/`IPV6_TRANSPARENT` (send from any address: another
+/// container's), `SO_MARK` (5.17+: the fwmark that mesh and firewall policies trust), IPv6
+/// hop-by-hop and destination options (extension headers). Judged as CAP_NET_ADMIN is
+/// (`network.admin`); `SO_BINDTODEVICE` and the rest are not.
+#[inline(always)]
+fn rewrites_packets(level: u64, option: u64) -> bool {
+    const SOL_IP: u64 = 0;
+    const SOL_SOCKET: u64 = 1;
+    const SOL_IPV6: u64 = 41;
+    matches!(
+        (level, option),
+        (SOL_IP, 19) | (SOL_SOCKET, 36) | (SOL_IPV6, 3 | 4 | 54 | 55 | 59 | 75)
+    )
+}
+
 /// Packet and XDP sockets bypass the IP stack and every cgroup hook; creating one checks
 /// CAP_NET_RAW, and the capability programs ask here: in a segmented container where
 /// segmentation denies something, the socket is refused (EPERM, where the check is seen by
@@ -674,6 +690,13 @@ pub extern "C" fn network_packet_socket(cap: u64, syscall: u64) -> i64 {
         return 0;
     }
     let nr = syscall as i32;
+    if nr == crate::nr::SETSOCKOPT {
+        let args = crate::task::syscall_args(&offsets());
+        return i64::from(
+            rewrites_packets(args[1], args[2])
+                && unjudged_socket(0, HOOK_ADMIN, REASON_ADMIN) == Some(true),
+        );
+    }
     let creates = if nr == crate::nr::SOCKET {
         let args = crate::task::syscall_args(&offsets());
         // `socket(AF_INET, SOCK_PACKET, …)`, the obsolete spelling, is made AF_PACKET by the

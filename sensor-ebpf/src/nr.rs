@@ -12,6 +12,7 @@ mod arch {
     /// pwritev, pwritev2 (netlink, sysctl and sysfs writes), ioctl, sendto, sendmsg, sendmmsg,
     /// bind, setsockopt, bpf.
     pub const NET_CONFIG: [i32; 12] = [1, 18, 20, 296, 328, 16, 44, 46, 307, 49, 54, 321];
+    pub const SETSOCKOPT: i32 = 54;
 }
 
 #[cfg(not(bpf_target_arch = "x86_64"))]
@@ -23,6 +24,7 @@ mod arch {
     pub const UNSHARE: i32 = 97;
     /// As on x86_64.
     pub const NET_CONFIG: [i32; 12] = [64, 68, 66, 70, 287, 29, 206, 211, 269, 200, 208, 280];
+    pub const SETSOCKOPT: i32 = 208;
 }
 
 pub use arch::*;

@@ -946,6 +946,7 @@ pub fn segmented_containers_cannot_go_around_the_hooks() -> Outcome {
     for (what, args, rule) in [
         ("a packet socket", "socket packet", "network.socket"),
         ("CAP_NET_ADMIN", "net-admin", "network.admin"),
+        ("IP_TRANSPARENT", "ip-transparent", "network.admin"),
     ] {
         let host = Command::new(attack)
             .args(args.split(' '))

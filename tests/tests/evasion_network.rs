@@ -124,8 +124,9 @@ fn sockets_no_segment_hook_sees_are_refused_in_a_segmented_container() {
 
 /// CAP_NET_ADMIN rewrites, tunnels or redirects a container's packets after the segment hooks
 /// judged them (nftables DNAT in its namespace, a GRE tunnel, `tc`): in a segmented container
-/// it is refused where BPF LSM runs, its user killed elsewhere; granted to a container in no
-/// segment, it is not touched.
+/// it is refused where BPF LSM runs, its user killed elsewhere; so is CAP_NET_RAW's
+/// `IP_TRANSPARENT` (sending from another container's address). Granted to a container in no
+/// segment, neither is touched.
 #[test]
 fn net_admin_in_a_segmented_container_is_refused() {
     require_docker();
@@ -148,8 +149,15 @@ fn net_admin_in_a_segmented_container_is_refused() {
     let (code, out, err) =
         integration_tests::exec_in(&name, &["cat", "/proc/sys/net/core/somaxconn"]);
     assert_eq!(code, Some(0), "reading a network sysctl: {out} {err}");
+    let (code, line) = attack(&free, &["ip-transparent"]);
+    assert_eq!(line["ok"], true, "outside every segment: {line}");
+    assert_eq!(code, Some(0), "outside every segment: {line}");
     let (code, line) = attack(&name, &["net-admin"]);
     refused_or_killed(lsm, code, &line, "CAP_NET_ADMIN in a segmented container");
+    // CAP_NET_RAW (Docker's default) sends from any address with IP_TRANSPARENT: judged the
+    // same way.
+    let (code, line) = attack(&name, &["ip-transparent"]);
+    refused_or_killed(lsm, code, &line, "IP_TRANSPARENT in a segmented container");
     let line = sensor.wait_for(WAIT, "the CAP_NET_ADMIN use", |v| {
         v["kind"] == "network" && v["container"]["id"] == id && v["rule"] == "network.admin"
     });

@@ -812,6 +812,7 @@ fn main() {
         "bpf-own" => bpf_own(),
         "bpf-pin" => bpf_pin(arg(2)),
         "net-admin" => net_admin(),
+        "ip-transparent" => ip_transparent(),
         "vm-read" => vm_read(),
         "open" => {
             let c = CString::new(arg(2)).unwrap();
@@ -825,6 +826,27 @@ fn main() {
 
 /// SIOCGIFFLAGS then SIOCSIFFLAGS of `lo` with the flags it has: the CAP_NET_ADMIN check of an
 /// interface change, without changing anything.
+/// setsockopt(IP_TRANSPARENT) on a UDP socket: CAP_NET_RAW's way to send from any address.
+fn ip_transparent() {
+    // SAFETY: socket(2) with constant arguments.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+    if fd < 0 {
+        return report("ip-transparent", check(-1), "");
+    }
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt(2) reading a live int.
+    let r = check(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_IP,
+            libc::IP_TRANSPARENT,
+            (&raw const one).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    } as i64);
+    report("ip-transparent", r, "");
+}
+
 fn net_admin() {
     // SAFETY: socket(2) with constant arguments.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
