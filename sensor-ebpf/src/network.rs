@@ -437,6 +437,43 @@ pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
     on_sock_addr(&ctx, true, HOOK_SENDMSG)
 }
 
+/// At ingress, an IPv6 packet whose extension headers could not be followed to its transport
+/// header (not an IANA protocol number in use here).
+const PROTO_UNPARSED: u8 = 255;
+
+/// IPv6 extension headers a packet may carry before its transport header, up to 6 of them:
+/// hop-by-hop (0), routing (43), fragment (44), authentication (51), destination options
+/// (60). Returns the transport protocol and where its header starts, or `PROTO_UNPARSED`.
+#[inline(always)]
+fn past_extension_headers(ctx: &SkBuffContext, first: u8) -> (u8, usize) {
+    let mut next = first;
+    let mut offset = 40usize;
+    let mut i = 0;
+    while i < 6 {
+        let len = match next {
+            0 | 43 | 60 | 51 | 44 => match ctx.load::<[u8; 2]>(offset) {
+                Ok(h) => {
+                    let len = match next {
+                        44 => 8,
+                        51 => (h[1] as usize + 2) * 4,
+                        _ => (h[1] as usize + 1) * 8,
+                    };
+                    next = h[0];
+                    len
+                }
+                Err(_) => return (PROTO_UNPARSED, 0),
+            },
+            _ => return (next, offset),
+        };
+        offset += len;
+        i += 1;
+    }
+    match next {
+        0 | 43 | 44 | 51 | 60 => (PROTO_UNPARSED, 0),
+        _ => (next, offset),
+    }
+}
+
 const TCP_SYN: u8 = 0x02;
 const TCP_ACK: u8 = 0x10;
 
@@ -508,12 +545,16 @@ fn on_ingress(ctx: &SkBuffContext) -> Option<i32> {
             src[..12].copy_from_slice(&ip[8..20]);
             src[12..].copy_from_slice(&rest[..4]);
             dst.copy_from_slice(&rest[4..20]);
-            (ip[6], 40, src, dst)
+            let (protocol, l4) = past_extension_headers(ctx, ip[6]);
+            (protocol, l4, src, dst)
         }
         _ => return None,
     };
     let mut l4hdr = [0u8; 14];
     let protocol = match protocol {
+        // Extension headers beyond what is followed, or unreadable: no ports, judged as a
+        // new flow by its addresses (fail closed: only an `allow` without ports covers it).
+        PROTO_UNPARSED => PROTO_UNPARSED,
         PROTO_TCP => {
             l4hdr = ctx.load(l4).ok()?;
             let flags = l4hdr[13];

@@ -367,10 +367,25 @@ fn a_cidr_segment_drops_inbound_syns_and_datagrams() {
     });
     assert_eq!(line["network"]["port"], 5353, "{line}");
     assert_eq!(line["action"], "block", "{line}");
+    // IPv6 extension headers between the IP header and UDP's: still judged.
+    let udp6 = udp_from_outside_with(&t, &outside, &format!("[{web6}]"), &["dstopts"]);
+    assert_eq!(
+        udp6["received"], 0,
+        "ext → web UDP over IPv6 with a destination-options header dropped: {udp6}"
+    );
+    drop(sensor);
+    let udp6 = udp_from_outside_with(&t, &outside, &format!("[{web6}]"), &["dstopts"]);
+    assert_eq!(udp6["received"], 3, "control, without the sensor: {udp6}");
 }
 
 /// Three datagrams from the outside host to web's port 5353; web's `udp-recv` count.
 fn udp_from_outside(t: &Tiers, outside: &NetNs, web4: &str) -> Value {
+    udp_from_outside_with(t, outside, web4, &[])
+}
+
+/// `udp_from_outside` to `host` (an IPv4 address or a bracketed IPv6 one), with extra
+/// `udp-send` arguments; web listens on every address of both families.
+fn udp_from_outside_with(t: &Tiers, outside: &NetNs, host: &str, extra: &[&str]) -> Value {
     let name = t.name("web");
     let receiver = std::thread::spawn(move || {
         parse_workload(&docker(&[
@@ -380,11 +395,15 @@ fn udp_from_outside(t: &Tiers, outside: &NetNs, web4: &str) -> Value {
             "udp-recv",
             "5353",
             "2",
+            "::",
         ]))
     });
     std::thread::sleep(Duration::from_millis(1000));
+    let dst = format!("{host}:5353");
+    let mut args = vec!["udp-send", dst.as_str()];
+    args.extend_from_slice(extra);
     for _ in 0..3 {
-        let sent = outside.workload(&["udp-send", &format!("{web4}:5353")]);
+        let sent = outside.workload(&args);
         assert_eq!(sent["ok"], true, "sent: {sent}");
     }
     receiver.join().expect("udp-recv")

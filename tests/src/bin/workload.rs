@@ -226,10 +226,19 @@ fn main() {
             } else {
                 (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
             };
+            // `dstopts`: an IPv6 destination-options extension header on the datagram.
+            let dstopts = args.get(3).is_some_and(|a| a == "dstopts");
             // Never connect(): the datagram goes through sendmsg with an explicit address.
             // SO_BROADCAST: a broadcast address is the policy's to refuse, not the kernel's.
             let r = UdpSocket::bind(local)
                 .and_then(|s| s.set_broadcast(true).map(|()| s))
+                .and_then(|s| {
+                    if dstopts {
+                        set_dstopts(&s).map(|()| s)
+                    } else {
+                        Ok(s)
+                    }
+                })
                 .and_then(|s| s.send_to(b"workload", addr));
             print_line(&format!("{{\"workload\":\"udp-send\",{}}}", outcome(&r)));
         }
@@ -367,5 +376,28 @@ fn one_syscall(which: &str, dir: &str) -> std::io::Result<libc::c_long> {
             )),
             _ => usage(),
         }
+    }
+}
+
+/// IPV6_DSTOPTS: every datagram of `socket` carries a destination-options header (one PadN
+/// option filling its 8 bytes), so the transport header is not right after the IPv6 one.
+fn set_dstopts(socket: &UdpSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // next header (the kernel's), length 0 (8 bytes), PadN of 4 bytes.
+    let header: [u8; 8] = [0, 0, 1, 4, 0, 0, 0, 0];
+    // SAFETY: setsockopt(2) reading the 8 bytes above.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_DSTOPTS,
+            header.as_ptr().cast(),
+            header.len() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
