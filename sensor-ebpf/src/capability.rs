@@ -282,15 +282,18 @@ fn on_check<C: EbpfContext>(
     {
         return -EPERM;
     }
-    // A packet socket or CAP_NET_ADMIN in a segmented container: refused where this is the
-    // LSM hook, the caller killed elsewhere.
+    // A packet socket, CAP_NET_ADMIN, or a BPF program load with CAP_SYS_ADMIN in a segmented
+    // container: refused where this is the LSM hook, the caller killed elsewhere.
     if granted
         && !secondary
         && ((cap == crate::nr::CAP_NET_RAW
             && crate::network::network_packet_socket(cap as u64, syscall as u64) != 0)
             || (cap == crate::nr::CAP_NET_ADMIN
                 && !quiet
-                && crate::network::network_admin(cap as u64) != 0))
+                && crate::network::network_admin(cap as u64) != 0)
+            || (cap == CAP_SYS_ADMIN
+                && !quiet
+                && crate::network::network_bpf_load(cap as u64, syscall as u64) != 0))
     {
         if source == SOURCE_LSM {
             return -EPERM;

@@ -769,6 +769,26 @@ pub extern "C" fn network_admin(cap: u64) -> i64 {
     i64::from(unjudged_socket(0, HOOK_ADMIN, REASON_ADMIN) == Some(true))
 }
 
+/// CAP_SYS_ADMIN granted to `bpf(BPF_PROG_LOAD)` in a segmented container where
+/// segmentation denies something: it loads programs that see and rewrite the container's
+/// packets after the segment hooks (XDP and tc programs, attached to its interfaces through
+/// `bpf_link`, need CAP_NET_ADMIN *or* CAP_SYS_ADMIN), so the load is judged as CAP_NET_ADMIN
+/// is (`network.admin`, and `net_admin: allow` opts out). The program type is not read — the
+/// caller could rewrite it after the kernel copied it — so any load so privileged is. Global
+/// (verified once, on its own); 1 when the load must not happen.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn network_bpf_load(cap: u64, syscall: u64) -> i64 {
+    const BPF_PROG_LOAD: u64 = 5;
+    if cap as u32 != crate::nr::CAP_SYS_ADMIN || syscall as i32 != crate::nr::BPF {
+        return 0;
+    }
+    if crate::task::syscall_args(&offsets())[0] != BPF_PROG_LOAD {
+        return 0;
+    }
+    i64::from(unjudged_socket(0, HOOK_ADMIN, REASON_ADMIN) == Some(true))
+}
+
 /// Where a cgroup program may not signal: the connect, sendto, sendmsg or sendmmsg that a
 /// `kill` verdict refused kills its caller on the way out (the syscall has already failed
 /// with EPERM, so nothing was sent).

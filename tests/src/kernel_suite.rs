@@ -947,6 +947,7 @@ pub fn segmented_containers_cannot_go_around_the_hooks() -> Outcome {
         ("a packet socket", "socket packet", "network.socket"),
         ("CAP_NET_ADMIN", "net-admin", "network.admin"),
         ("IP_TRANSPARENT", "ip-transparent", "network.admin"),
+        ("an XDP program load", "bpf-xdp", "network.admin"),
     ] {
         let host = Command::new(attack)
             .args(args.split(' '))

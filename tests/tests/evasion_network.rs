@@ -166,6 +166,49 @@ fn net_admin_in_a_segmented_container_is_refused() {
     let _ = std::fs::remove_file(&p);
 }
 
+/// With CAP_SYS_ADMIN alone a container loads XDP and tc programs (they need CAP_NET_ADMIN
+/// or CAP_SYS_ADMIN) and attaches them to its interfaces with `bpf_link`, rewriting packets
+/// after the segment hooks: in a segmented container the load is judged as CAP_NET_ADMIN.
+#[test]
+fn a_bpf_program_load_in_a_segmented_container_is_refused() {
+    require_docker();
+    let _serial = serial();
+    let lsm = kernel_has(&probe(), "lsm");
+    let tier = unique("xdp");
+    let p = segmented_policy(&tier, "enforce");
+    let mut sensor = Sensor::start(&["--policy", p.to_str().unwrap()]);
+    let caps = [
+        "--cap-add",
+        "SYS_ADMIN",
+        "--security-opt",
+        "seccomp=unconfined",
+    ];
+    let name = unique("xdp");
+    let _g = ContainerGuard(name.clone());
+    let id = start_labelled(&name, &tier, &caps);
+    let free = unique("freexdp");
+    let _f = ContainerGuard(free.clone());
+    start_labelled(&free, &unique("nosegment"), &caps);
+    let (code, line) = attack(&free, &["bpf-xdp"]);
+    assert_eq!(
+        (code, &line["ok"]),
+        (Some(0), &Value::Bool(true)),
+        "outside every segment: {line}"
+    );
+    let (code, line) = attack(&name, &["bpf-xdp"]);
+    refused_or_killed(
+        lsm,
+        code,
+        &line,
+        "an XDP program load in a segmented container",
+    );
+    let line = sensor.wait_for(WAIT, "the program load", |v| {
+        v["kind"] == "network" && v["container"]["id"] == id && v["rule"] == "network.admin"
+    });
+    assert_eq!(line["enforced"], true, "{line}");
+    let _ = std::fs::remove_file(&p);
+}
+
 #[test]
 fn broadcast_and_multicast_from_a_segmented_container_are_refused() {
     require_docker();

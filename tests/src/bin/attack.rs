@@ -183,6 +183,25 @@ fn bpf_pin(path: &str) {
     report("bpf-pin", bpf_call(7, &attr, false), "");
 }
 
+/// BPF_PROG_LOAD of an XDP program (r0 = XDP_PASS; exit): what rewrites a container's packets
+/// once attached to its interface.
+fn bpf_xdp() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a live struct.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+    let insns: [u64; 2] = [0x0000_0002_0000_00b7, 0x0000_0000_0000_0095];
+    let license = CString::new("GPL").unwrap();
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&6u32.to_ne_bytes()); // BPF_PROG_TYPE_XDP
+    attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
+    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+    report("bpf-xdp", bpf_call(5, &attr, false), "");
+}
+
 fn bpf_own() {
     // Before 5.11 BPF memory is charged to RLIMIT_MEMLOCK, shared by all of root's processes
     // (the sensor's maps included): lift it, as any BPF loader does.
@@ -810,6 +829,7 @@ fn main() {
             args.get(4).is_some_and(|a| a == "int80"),
         ),
         "bpf-own" => bpf_own(),
+        "bpf-xdp" => bpf_xdp(),
         "bpf-pin" => bpf_pin(arg(2)),
         "net-admin" => net_admin(),
         "ip-transparent" => ip_transparent(),
