@@ -697,9 +697,9 @@ fn unjudged_socket(protocol: u8, hook: u8, reason: u8) -> Option<bool> {
     Some(refuse)
 }
 
-const AF_PACKET: u64 = 17;
-const SOCK_PACKET: u64 = 10;
-const AF_XDP: u64 = 44;
+const AF_PACKET: u32 = 17;
+const SOCK_PACKET: u32 = 10;
+const AF_XDP: u32 = 44;
 
 /// The socket options CAP_NET_RAW grants that change what a packet says about its sender or
 /// how the host treats it: `IP_TRANSPARENT`/`IPV6_TRANSPARENT` (send from any address: another
@@ -707,13 +707,13 @@ const AF_XDP: u64 = 44;
 /// hop-by-hop and destination options (extension headers). Judged as CAP_NET_ADMIN is
 /// (`network.admin`); `SO_BINDTODEVICE` and the rest are not.
 #[inline(always)]
-fn rewrites_packets(level: u64, option: u64) -> bool {
-    const SOL_IP: u64 = 0;
-    const SOL_SOCKET: u64 = 1;
-    const SOL_IPV6: u64 = 41;
+fn rewrites_packets(level: u32, option: u32) -> bool {
+    const SOL_IP: u32 = 0;
+    const SOL_SOCKET: u32 = 1;
+    const SOL_IPV6: u32 = 41;
     matches!(
         (level, option),
-        (SOL_IP, 19) | (SOL_SOCKET, 36) | (SOL_IPV6, 3 | 4 | 54 | 55 | 59 | 75)
+        (SOL_IP, 19) | (SOL_SOCKET, 36) | (SOL_IPV6, 6 | 54 | 55 | 59 | 75)
     )
 }
 
@@ -734,15 +734,23 @@ pub extern "C" fn network_packet_socket(cap: u64, syscall: u64) -> i64 {
     if nr == crate::nr::SETSOCKOPT {
         let args = crate::task::syscall_args(&offsets());
         return i64::from(
-            rewrites_packets(args[1], args[2])
+            rewrites_packets(args[1] as u32, args[2] as u32)
                 && unjudged_socket(0, HOOK_ADMIN, REASON_ADMIN) == Some(true),
         );
+    }
+    // The same options as ancillary data of one send (IPV6_HOPOPTS, IPV6_DSTOPTS, SO_MARK
+    // cmsgs): a segmented container's sockets that send are TCP and UDP ones, whose sends ask
+    // CAP_NET_RAW for nothing else.
+    if crate::nr::SENDS.contains(&nr) {
+        return i64::from(unjudged_socket(0, HOOK_ADMIN, REASON_ADMIN) == Some(true));
     }
     let creates = if nr == crate::nr::SOCKET {
         let args = crate::task::syscall_args(&offsets());
         // `socket(AF_INET, SOCK_PACKET, …)`, the obsolete spelling, is made AF_PACKET by the
         // kernel (the type without its SOCK_NONBLOCK/SOCK_CLOEXEC flags).
-        args[0] == AF_PACKET || args[0] == AF_XDP || (args[0] == 2 && args[1] & 0xf == SOCK_PACKET)
+        // `int` arguments: the kernel uses their low 32 bits, whatever the register's upper half.
+        let (family, ty) = (args[0] as u32, args[1] as u32);
+        family == AF_PACKET || family == AF_XDP || (family == 2 && ty & 0xf == SOCK_PACKET)
     } else {
         nr < 0
             || nr == crate::nr::IO_URING_ENTER
@@ -779,11 +787,12 @@ pub extern "C" fn network_admin(cap: u64) -> i64 {
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn network_bpf_load(cap: u64, syscall: u64) -> i64 {
-    const BPF_PROG_LOAD: u64 = 5;
+    const BPF_PROG_LOAD: u32 = 5;
     if cap as u32 != crate::nr::CAP_SYS_ADMIN || syscall as i32 != crate::nr::BPF {
         return 0;
     }
-    if crate::task::syscall_args(&offsets())[0] != BPF_PROG_LOAD {
+    // `cmd` is an `int`: the kernel reads the low 32 bits of the register.
+    if crate::task::syscall_args(&offsets())[0] as u32 != BPF_PROG_LOAD {
         return 0;
     }
     i64::from(unjudged_socket(0, HOOK_ADMIN, REASON_ADMIN) == Some(true))

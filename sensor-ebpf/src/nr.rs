@@ -13,6 +13,8 @@ mod arch {
     /// bind, setsockopt, bpf.
     pub const NET_CONFIG: [i32; 12] = [1, 18, 20, 296, 328, 16, 44, 46, 307, 49, 54, 321];
     pub const SETSOCKOPT: i32 = 54;
+    /// sendto, sendmsg, sendmmsg.
+    pub const SENDS: [i32; 3] = [44, 46, 307];
 }
 
 #[cfg(not(bpf_target_arch = "x86_64"))]
@@ -25,6 +27,7 @@ mod arch {
     /// As on x86_64.
     pub const NET_CONFIG: [i32; 12] = [64, 68, 66, 70, 287, 29, 206, 211, 269, 200, 208, 280];
     pub const SETSOCKOPT: i32 = 208;
+    pub const SENDS: [i32; 3] = [206, 211, 269];
 }
 
 pub use arch::*;

@@ -391,7 +391,8 @@ pub extern "C" fn process_guard(cap: u64, syscall: u64, source: u64) -> i64 {
         return 0;
     }
     let args = crate::task::syscall_args(&offsets());
-    let object = match args[0] {
+    // `cmd` is an `int`: the kernel reads the low 32 bits of the register.
+    let object = match args[0] as u32 {
         13 => OBJECT_PROG,
         14 => OBJECT_MAP,
         19 => OBJECT_BTF,

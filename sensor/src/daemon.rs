@@ -374,6 +374,7 @@ async fn run_async(
     let mut last_hash = source.hash();
     let mut reload_at: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut reconciled_lost = 0;
     let mut summary = tokio::time::interval(opts.summary_interval);
     summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch = tokio::time::interval(opts.batch);
@@ -458,8 +459,11 @@ async fn run_async(
                     pipeline.clock.refresh();
                 }
                 let lost = refresh_lost(&lost_map, &metrics);
-                if lost > reported_lost || ticks.is_multiple_of(30) {
+                // A lost cgroup_mkdir leaves a kernel entry the daemon does not know: looked
+                // at every 30 s, and within 5 s of a loss (not every second of a storm).
+                if ticks.is_multiple_of(30) || (lost > reconciled_lost && ticks.is_multiple_of(5)) {
                     pipeline.reconcile_cgroups();
+                    reconciled_lost = lost;
                 }
                 if lost > reported_lost {
                     log::warn!(

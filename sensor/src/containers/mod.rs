@@ -288,11 +288,22 @@ impl Registry {
         self.insert(id, path, Some(created_ns))
     }
 
-    /// The id of the parent of cgroup `id`, when `id` is known and its parent still exists.
-    pub fn parent_of(&self, id: u64) -> Option<u64> {
-        let path = &self.by_cgroup.get(&id)?.path;
-        let (parent, _) = path.trim_end_matches('/').rsplit_once('/')?;
-        cgroupfs::id_of_path(&self.root, if parent.is_empty() { "/" } else { parent })
+    /// The ids of the ancestors of cgroup `id` that still exist, nearest first (empty when
+    /// `id` is not known).
+    pub fn ancestors_of(&self, id: u64) -> Vec<u64> {
+        let Some(entry) = self.by_cgroup.get(&id) else {
+            return Vec::new();
+        };
+        let mut path = entry.path.trim_end_matches('/');
+        let mut out = Vec::new();
+        while let Some((parent, _)) = path.rsplit_once('/') {
+            if parent.is_empty() {
+                break;
+            }
+            out.extend(cgroupfs::id_of_path(&self.root, parent));
+            path = parent;
+        }
+        out
     }
 
     /// A cgroup went away; returns its container when it was one.

@@ -145,8 +145,8 @@ impl<S: Sink> Pipeline<S> {
                     // until its metadata says which rules are its own, every rule does (fail
                     // closed). Its fetch, already started, installs them when it completes.
                     self.container_seen(c.id);
-                } else if let Some(engine) = &mut self.engine
-                    && !engine.tracks(c.parent)
+                } else if !self.below_a_known_container(c.id, c.parent)
+                    && let Some(engine) = &mut self.engine
                 {
                     // A host cgroup, whatever the kernel took it for by its name (`/<64 hex>`
                     // under no runtime's parent), or for its parent's (a child created before
@@ -592,16 +592,29 @@ impl<S: Sink> Pipeline<S> {
                     self.container_seen(id);
                     false
                 }
-                Attribution::Unknown => true,
-                Attribution::Host => match (self.registry.parent_of(id), &self.engine) {
-                    (Some(parent), Some(engine)) => !engine.tracks(parent),
-                    _ => true,
-                },
+                // Gone, or not resolvable (a refused file handle): kept, fail closed; its
+                // rmdir, when read, removes it.
+                Attribution::Unknown => false,
+                Attribution::Host => !self.below_a_known_container(id, 0),
             };
             if demote && let Some(engine) = &mut self.engine {
                 engine.not_a_container(id);
             }
         }
+    }
+
+    /// Whether cgroup `id` (whose parent is `parent`, when known) is below a container the
+    /// daemon knows: then, whatever its path says, it is part of that container.
+    fn below_a_known_container(&self, id: u64, parent: u64) -> bool {
+        let Some(engine) = &self.engine else {
+            return false;
+        };
+        engine.tracks(parent)
+            || self
+                .registry
+                .ancestors_of(id)
+                .iter()
+                .any(|a| engine.tracks(*a))
     }
 
     /// A metadata fetch finished: install the container's rules, announce it, release its

@@ -147,18 +147,23 @@ fn int80_mode(name: &str) {
 
 /// bpf(cmd, attr, 128) natively, or through int 0x80 with `attr` below 4 GiB.
 fn bpf_call(cmd: u32, attr: &[u8; 128], compat: bool) -> Result<i64, i32> {
+    bpf_call_with(u64::from(cmd), attr, compat)
+}
+
+/// `bpf_call` with the whole register for `cmd`: the kernel reads its low 32 bits (an `int`).
+fn bpf_call_with(cmd: u64, attr: &[u8; 128], compat: bool) -> Result<i64, i32> {
     if compat {
         let low = low_memory(4096);
         // SAFETY: the mapping is 4096 bytes, the attribute 128.
         unsafe { std::ptr::copy_nonoverlapping(attr.as_ptr(), low, 128) };
-        let r = int80(357, cmd, low as usize as u32, 128, 0, 0);
+        let r = int80(357, cmd as u32, low as usize as u32, 128, 0, 0);
         return if r < 0 { Err((-r) as i32) } else { Ok(r) };
     }
     // SAFETY: bpf(2) with a live 128-byte attribute.
     check(unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_ptr(), 128) })
 }
 
-fn bpf_by_id(object: &str, id: u32, compat: bool) {
+fn bpf_by_id(object: &str, id: u32, how: Option<&str>) {
     let cmd = match object {
         "prog" => 13,
         "map" => 14,
@@ -168,9 +173,15 @@ fn bpf_by_id(object: &str, id: u32, compat: bool) {
     };
     let mut attr = [0u8; 128];
     attr[..4].copy_from_slice(&id.to_ne_bytes());
+    // `int80`: the 32-bit call; `hibits`: the command with its register's upper half set.
+    let (cmd, compat) = match how {
+        Some("int80") => (cmd as u64, true),
+        Some("hibits") => (cmd as u64 | 1 << 32, false),
+        _ => (cmd as u64, false),
+    };
     report(
         &format!("bpf-{object}-by-id"),
-        bpf_call(cmd, &attr, compat),
+        bpf_call_with(cmd, &attr, compat),
         "",
     );
 }
@@ -826,7 +837,7 @@ fn main() {
         "bpf-by-id" => bpf_by_id(
             arg(2),
             arg(3).parse().unwrap_or_else(|_| usage()),
-            args.get(4).is_some_and(|a| a == "int80"),
+            args.get(4).map(String::as_str),
         ),
         "bpf-own" => bpf_own(),
         "bpf-xdp" => bpf_xdp(),
