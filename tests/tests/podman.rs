@@ -96,7 +96,12 @@ fn podman_containers_are_found_at_startup_and_complete_on_their_first_exec() {
     });
     let c = &exec["container"];
     assert_eq!(c["runtime"], "podman", "{exec}");
-    assert_eq!(c["name"], name, "{exec}");
+    assert_eq!(
+        c["name"],
+        name,
+        "{exec}\nsensor stderr:\n{}",
+        sensor.stderr()
+    );
     assert_eq!(c["labels"]["team"], "new", "{exec}");
     assert_eq!(c["enriched"], true, "{exec}");
     assert!(

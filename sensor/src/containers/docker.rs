@@ -113,7 +113,9 @@ impl DockerClient {
             .unwrap_or_default())
     }
 
-    /// `GET /containers/{id}/json`, parsed; `None` on 404.
+    /// `GET /containers/{id}/json`, parsed; `None` on 404, and on a server error for this
+    /// one container (Podman answers 500 while a container it is starting or cleaning up is
+    /// locked): the API is up, the container not known yet, and the fetch retries.
     pub async fn metadata(&self, id: &str) -> Result<Option<Metadata>, ClientError> {
         let (status, v) = self
             .http
@@ -121,6 +123,10 @@ impl DockerClient {
             .await?;
         match status {
             StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_server_error() => {
+                log::debug!("GET /containers/{id}/json: {s}; asking again");
+                Ok(None)
+            }
             s if s.is_success() => Ok(Some(metadata_from_inspect(&v))),
             s => Err(self
                 .http
