@@ -153,7 +153,7 @@ impl<S: Sink> Pipeline<S> {
                     // the daemon read that the parent is the host's): the host's again. Below
                     // a container the daemon knows (one a runtime listed, whose paths say
                     // nothing), it keeps the entry copied from it.
-                    engine.not_a_container(c.id);
+                    engine.container_gone(c.id);
                 }
                 self.update_container_gauge();
             }
@@ -598,7 +598,7 @@ impl<S: Sink> Pipeline<S> {
                 Attribution::Host => !self.below_a_known_container(id, 0),
             };
             if demote && let Some(engine) = &mut self.engine {
-                engine.not_a_container(id);
+                engine.container_gone(id);
             }
         }
     }

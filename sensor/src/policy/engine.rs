@@ -298,11 +298,6 @@ impl Engine {
         ids
     }
 
-    /// A cgroup the kernel took for a container is not one: the host's again.
-    pub fn not_a_container(&mut self, cgroup: u64) {
-        self.container_gone(cgroup);
-    }
-
     /// A container's cgroup went away (or is no container's): its entries go, whether the
     /// daemon knew it or only the kernel did.
     pub fn container_gone(&mut self, cgroup: u64) {

@@ -194,43 +194,35 @@ fn bpf_pin(path: &str) {
     report("bpf-pin", bpf_call(7, &attr, false), "");
 }
 
-/// BPF_PROG_LOAD of an XDP program (r0 = XDP_PASS; exit): what rewrites a container's packets
-/// once attached to its interface.
-fn bpf_xdp() {
+/// BPF_PROG_LOAD of a two-instruction program of `prog_type` (r0 = `r0`; exit). Before 5.11
+/// BPF memory is charged to RLIMIT_MEMLOCK, shared by all of root's processes (the sensor's
+/// maps included): lifted first, as any BPF loader does.
+fn prog_load(prog_type: u32, r0: u32) -> Result<i64, i32> {
     let unlimited = libc::rlimit {
         rlim_cur: libc::RLIM_INFINITY,
         rlim_max: libc::RLIM_INFINITY,
     };
     // SAFETY: setrlimit with a live struct.
     unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
-    let insns: [u64; 2] = [0x0000_0002_0000_00b7, 0x0000_0000_0000_0095];
+    let insns: [u64; 2] = [(u64::from(r0) << 32) | 0xb7, 0x95];
     let license = CString::new("GPL").unwrap();
     let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&6u32.to_ne_bytes()); // BPF_PROG_TYPE_XDP
+    attr[0..4].copy_from_slice(&prog_type.to_ne_bytes());
     attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
     attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
     attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
-    report("bpf-xdp", bpf_call(5, &attr, false), "");
+    bpf_call(5, &attr, false)
+}
+
+/// An XDP program (XDP_PASS): what rewrites a container's packets once attached to its
+/// interface.
+fn bpf_xdp() {
+    report("bpf-xdp", prog_load(6, 2), "");
 }
 
 fn bpf_own() {
-    // Before 5.11 BPF memory is charged to RLIMIT_MEMLOCK, shared by all of root's processes
-    // (the sensor's maps included): lift it, as any BPF loader does.
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: setrlimit with a live struct.
-    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
-    // BPF_PROG_LOAD of a socket filter: r0 = 0; exit.
-    let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
-    let license = CString::new("GPL").unwrap();
-    let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&1u32.to_ne_bytes()); // BPF_PROG_TYPE_SOCKET_FILTER
-    attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
-    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
-    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
-    let fd = match bpf_call(5, &attr, false) {
+    // A socket filter (r0 = 0).
+    let fd = match prog_load(1, 0) {
         Ok(fd) => fd as u32,
         Err(e) => return report("bpf-own-load", Err(e), ""),
     };
