@@ -13,12 +13,21 @@ pub const FLAG_PATH_TRUNCATED: u32 = 1;
 /// container name, `cri-containerd-<64 hex>.scope`, is 85.
 pub const NAME_LEN: usize = 128;
 
+/// The deepest level (the root is 0) at which a cgroup can be a container's own: runtimes
+/// place them a few levels down (a Kubernetes pod's container, under
+/// `kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice`, is at 4).
+/// Only the container's own cgroup has a `CGROUP_POLICY` entry; its sub-cgroups, at any depth,
+/// are judged through the entry of their outermost ancestor that has one, looked for down to
+/// this level.
+pub const MAX_CONTAINER_LEVEL: u32 = 16;
+
 /// Whether a new cgroup's own name is one a runtime gives a container's cgroup:
 /// `<prefix><64 lowercase hex>[.scope]` with a prefix of `docker-`, `cri-containerd-`,
 /// `crio-`, `libpod-` or `nerdctl-`, or a bare `<64 lowercase hex>`. The kernel side of the daemon's
 /// `containers::cgroup_path` (which also looks at the parents, and may still say "host": the
-/// daemon then drops the entry, and any its children copied): from its creation such a cgroup is judged as a container
-/// whose metadata is pending, not as the host. Runtime helpers (`libpod-conmon-<id>.scope`,
+/// daemon then drops the entry): from its creation such a cgroup, made by the host (a
+/// runtime) where no container's cgroup is above it, is judged as a container whose metadata
+/// is pending, not as the host. Runtime helpers (`libpod-conmon-<id>.scope`,
 /// `crio-conmon-<id>.scope`) are not matched.
 #[inline(always)]
 pub fn names_container(name: &[u8; NAME_LEN], len: usize) -> bool {

@@ -129,6 +129,11 @@ pub struct KernelOffsets {
     pub bpf_map_id: u32,
     pub bpf_prog_aux: u32,
     pub bpf_prog_aux_id: u32,
+    /// `cgroup.ancestors` (6.1+, `struct cgroup *[]`) or `cgroup.ancestor_ids` (before,
+    /// `u64[]`): a cgroup's ancestor at each level, itself at its own; and 1 when the array
+    /// holds ids rather than pointers.
+    pub cgroup_ancestors: u32,
+    pub cgroup_ancestor_ids: u32,
 }
 
 /// `KernelOffsets::ovl_lower_kind`: the lower layer of an overlayfs inode is
@@ -144,7 +149,7 @@ pub const PF_IO_WORKER: u32 = 0x10;
 /// `thread_info.status` on x86_64: the task is in a 32-bit (int 0x80 / sysenter) syscall.
 pub const TS_COMPAT: u32 = 0x2;
 
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 296);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 304);
 
 impl KernelOffsets {
     pub const fn zeroed() -> Self {
@@ -213,6 +218,8 @@ impl KernelOffsets {
             bpf_map_id: 0,
             bpf_prog_aux: 0,
             bpf_prog_aux_id: 0,
+            cgroup_ancestors: 0,
+            cgroup_ancestor_ids: 0,
         }
     }
 }

@@ -25,7 +25,7 @@ use sensor_common::{
 };
 
 use crate::{
-    maps::{CAP_RULESETS, CAP_SEEN, CGROUP_POLICY, EVENTS, Urgency, count_lost, submit},
+    maps::{CAP_RULESETS, CAP_SEEN, EVENTS, Urgency, count_lost, submit},
     policy,
     task::{current_syscall, current_task, fill_header, offsets, read_field},
 };
@@ -209,8 +209,7 @@ fn scope(cap: u32) -> Option<Scope> {
     }
     let cgroup_id = crate::process::subject_cgroup();
     // Containers are observed always; the host only when its rules ask.
-    // SAFETY: a hash map lookup with a valid key.
-    let container = unsafe { CGROUP_POLICY.get(cgroup_id) }.is_some();
+    let container = policy::has_entry(cgroup_id);
     let active = policy::active(cgroup_id);
     if !container && active.is_none() {
         return None;

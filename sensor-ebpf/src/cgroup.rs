@@ -6,42 +6,43 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use sensor_common::{
-    cgroup::{CgroupEvent, FLAG_PATH_TRUNCATED, NAME_LEN, PATH_LEN},
+    cgroup::{CgroupEvent, FLAG_PATH_TRUNCATED, MAX_CONTAINER_LEVEL, NAME_LEN, PATH_LEN},
     kind,
 };
 
 use crate::{
     maps::{CGROUP_POLICY, CONTROL, POLICY, count_lost, submit_control},
+    policy,
     task::{cgroup_id, fill_header, offsets, read_field},
 };
 
 /// Both tracepoints: `TP_PROTO(struct cgroup *cgrp, const char *path)`.
+///
+/// A cgroup gets an entry here only when the host (a runtime) makes one named like a
+/// container's where no container's cgroup is above it: a container's sub-cgroups are judged
+/// through its own entry (`policy::policy_owner`), and cgroups a container makes get none, so
+/// a container cannot fill `CGROUP_POLICY` by making cgroups.
 #[raw_tracepoint(tracepoint = "cgroup_mkdir")]
 pub fn cgroup_mkdir(ctx: RawTracePointContext) -> i32 {
     let offsets = offsets();
     let cgrp: *const u8 = ctx.arg(0);
-    let parent = read_field::<*const u8>(cgrp, offsets.cgroup_parent)
+    let parent_cgrp = read_field::<*const u8>(cgrp, offsets.cgroup_parent);
+    let parent = parent_cgrp
         .and_then(|p| cgroup_id(p, &offsets))
         .unwrap_or(0);
     if let Some(id) = cgroup_id(cgrp, &offsets)
         && on_v2(cgrp)
+        && !policy::has_entry(crate::process::subject_cgroup())
+        && read_field::<i32>(cgrp, offsets.cgroup_level)
+            .is_some_and(|l| l > 0 && l as u32 <= MAX_CONTAINER_LEVEL)
+        && parent_cgrp.is_some_and(|p| policy::owner_of(p, &offsets).is_none())
+        && names_container(cgrp, &offsets)
+        // A runtime creating a container's cgroup: a container whose metadata is pending
+        // from now on, judged by every rule, not the host until the daemon reads this.
+        && let Some(entry) = POLICY.get(0).map(|c| c.pending)
+        && CGROUP_POLICY.insert(id, entry, 0).is_err()
     {
-        // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
-        let entry = match unsafe { CGROUP_POLICY.get(parent) }.copied() {
-            // A cgroup created inside a container's cgroup is part of that container, from
-            // this moment on (not from whenever the daemon reads this event): it gets the
-            // same entry.
-            Some(entry) => Some(entry),
-            // A runtime creating a container's cgroup: a container whose metadata is pending
-            // from now on, judged by every rule, not the host until the daemon reads this.
-            None if names_container(cgrp, &offsets) => POLICY.get(0).map(|c| c.pending),
-            None => None,
-        };
-        if let Some(entry) = entry
-            && CGROUP_POLICY.insert(id, entry, 0).is_err()
-        {
-            count_lost(kind::CGROUP_UNTRACKED);
-        }
+        count_lost(kind::CGROUP_UNTRACKED);
     }
     emit(&ctx, kind::CGROUP_MKDIR, parent)
 }

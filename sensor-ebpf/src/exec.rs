@@ -35,8 +35,8 @@ use sensor_common::{
 
 use crate::{
     maps::{
-        CGROUP_POLICY, EVENTS, EXEC_PREFIX, EXEC_RULESETS, EXEC_SCRATCH, EXEC_SUFFIX, ExecScratch,
-        Urgency, count_lost, submit,
+        EVENTS, EXEC_PREFIX, EXEC_RULESETS, EXEC_SCRATCH, EXEC_SUFFIX, ExecScratch, Urgency,
+        count_lost, submit,
     },
     policy,
     task::{current_task, fill_header, offsets, read_at, read_field},
@@ -1211,8 +1211,7 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     let active = policy::active(cgroup);
     // Containers are judged (and their files' origins told) always; the host when its rules
     // ask. Without a ruleset the names are still resolved for the event.
-    // SAFETY: a hash map lookup with a valid key.
-    s.container = u8::from(unsafe { CGROUP_POLICY.get(cgroup) }.is_some());
+    s.container = u8::from(policy::has_entry(cgroup));
     read_inputs(s, bprm, 1);
     judge_exec(s, bprm, active.map_or(0, |a| a.ruleset), true);
     // The runtime re-executing itself while it sets the container up (runc init from a
@@ -1279,8 +1278,7 @@ pub fn bprm_check_security(ctx: LsmContext) -> i32 {
     };
     // SAFETY: per-CPU scratch, exclusively ours for the duration of this program.
     let s = unsafe { &mut *s };
-    // SAFETY: a hash map lookup with a valid key.
-    s.container = u8::from(unsafe { CGROUP_POLICY.get(cgroup) }.is_some());
+    s.container = u8::from(policy::has_entry(cgroup));
     // The arguments are read only for an exec the rules deny (the event reports it).
     read_inputs(s, bprm, 0);
     judge_exec(s, bprm, active.ruleset, false);

@@ -387,7 +387,7 @@ fn on_sock_addr(ctx: &SockAddrContext, v6: bool, hook: u8) -> i32 {
         [0; 16]
     };
     let flow = Flow {
-        cgroup_id: crate::process::subject_cgroup(),
+        cgroup_id: crate::process::subject_cgroup_sock(),
         remote,
         local,
         remote_port: u16::from_be(sa.user_port as u16),
@@ -573,8 +573,7 @@ fn on_ingress(ctx: &SkBuffContext) -> Option<i32> {
     if is_local(&remote) {
         return None;
     }
-    // SAFETY: the helper reads the context's socket cgroup; no memory is involved.
-    let cgroup_id = unsafe { aya_ebpf::helpers::bpf_skb_cgroup_id(ctx.as_ptr() as *mut _) };
+    let cgroup_id = socket_owner(ctx);
     // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
     let policy = unsafe { CGROUP_POLICY.get(cgroup_id) }?;
     if policy.segments[generation] == 0 {
@@ -638,20 +637,31 @@ pub fn sock_create(ctx: SockContext) -> i32 {
     if judged_by_hooks {
         return ALLOW;
     }
-    match unjudged_socket(protocol as u8, HOOK_SOCKET, REASON_SOCKET) {
+    match unjudged_socket(
+        crate::process::subject_cgroup_sock(),
+        protocol as u8,
+        HOOK_SOCKET,
+        REASON_SOCKET,
+    ) {
         Some(true) => DENY,
         _ => ALLOW,
     }
+}
+
+/// `unjudged_socket` for the current task in a tracing or LSM program (a capability check):
+/// whether the operation must not happen.
+#[inline(always)]
+fn refused_for_task(hook: u8, reason: u8) -> bool {
+    unjudged_socket(crate::process::subject_cgroup(), 0, hook, reason) == Some(true)
 }
 
 /// Something no segment hook can judge (a socket of another kind; CAP_NET_ADMIN, unless the
 /// policy says `net_admin: allow`), in the current (segmented) container: `Some(true)` when it must be refused, `Some(false)` when
 /// only reported, `None` when no rule applies.
 #[inline(always)]
-fn unjudged_socket(protocol: u8, hook: u8, reason: u8) -> Option<bool> {
+fn unjudged_socket(cgroup_id: u64, protocol: u8, hook: u8, reason: u8) -> Option<bool> {
     let config = POLICY.get(0)?;
     let generation = (config.generation & 1) as usize;
-    let cgroup_id = crate::process::subject_cgroup();
     // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
     let policy = unsafe { CGROUP_POLICY.get(cgroup_id) }?;
     let local = policy.segments[generation];
@@ -735,14 +745,14 @@ pub extern "C" fn network_packet_socket(cap: u64, syscall: u64) -> i64 {
         let args = crate::task::syscall_args(&offsets());
         return i64::from(
             rewrites_packets(args[1] as u32, args[2] as u32)
-                && unjudged_socket(0, HOOK_ADMIN, REASON_ADMIN) == Some(true),
+                && refused_for_task(HOOK_ADMIN, REASON_ADMIN),
         );
     }
     // The same options as ancillary data of one send (IPV6_HOPOPTS, IPV6_DSTOPTS, SO_MARK
     // cmsgs): a segmented container's sockets that send are TCP and UDP ones, whose sends ask
     // CAP_NET_RAW for nothing else.
     if crate::nr::SENDS.contains(&nr) {
-        return i64::from(unjudged_socket(0, HOOK_ADMIN, REASON_ADMIN) == Some(true));
+        return i64::from(refused_for_task(HOOK_ADMIN, REASON_ADMIN));
     }
     let creates = if nr == crate::nr::SOCKET {
         let args = crate::task::syscall_args(&offsets());
@@ -759,7 +769,7 @@ pub extern "C" fn network_packet_socket(cap: u64, syscall: u64) -> i64 {
     if !creates {
         return 0;
     }
-    i64::from(unjudged_socket(0, HOOK_PACKET, REASON_SOCKET) == Some(true))
+    i64::from(refused_for_task(HOOK_PACKET, REASON_SOCKET))
 }
 
 /// CAP_NET_ADMIN in a segmented container where segmentation denies something: with it, a
@@ -774,7 +784,7 @@ pub extern "C" fn network_admin(cap: u64) -> i64 {
     if cap as u32 != crate::nr::CAP_NET_ADMIN {
         return 0;
     }
-    i64::from(unjudged_socket(0, HOOK_ADMIN, REASON_ADMIN) == Some(true))
+    i64::from(refused_for_task(HOOK_ADMIN, REASON_ADMIN))
 }
 
 /// CAP_SYS_ADMIN granted to `bpf(BPF_PROG_LOAD)` in a segmented container where
@@ -795,7 +805,7 @@ pub extern "C" fn network_bpf_load(cap: u64, syscall: u64) -> i64 {
     if crate::task::syscall_args(&offsets())[0] as u32 != BPF_PROG_LOAD {
         return 0;
     }
-    i64::from(unjudged_socket(0, HOOK_ADMIN, REASON_ADMIN) == Some(true))
+    i64::from(refused_for_task(HOOK_ADMIN, REASON_ADMIN))
 }
 
 /// Where a cgroup program may not signal: the connect, sendto, sendmsg or sendmmsg that a
@@ -811,4 +821,29 @@ pub fn network_kill(_ctx: TracePointContext) -> u32 {
         unsafe { bpf_send_signal(SIGKILL) };
     }
     0
+}
+
+/// The cgroup whose entry judges the socket of packet `ctx`: its cgroup (where the socket was
+/// made) when that has an entry, else its outermost ancestor that has one (down to
+/// `MAX_CONTAINER_LEVEL`: a socket made in a container's sub-cgroup is the container's), else
+/// its own, the host's (`policy::policy_owner`, for a socket).
+#[inline(always)]
+fn socket_owner(ctx: &SkBuffContext) -> u64 {
+    let skb = ctx.as_ptr() as *mut _;
+    // SAFETY: the helpers read the context's socket cgroup; no memory is involved.
+    let id = unsafe { aya_ebpf::helpers::bpf_skb_cgroup_id(skb) };
+    if crate::policy::has_entry(id) {
+        return id;
+    }
+    for level in 1..=sensor_common::cgroup::MAX_CONTAINER_LEVEL {
+        // SAFETY: as above; 0 past the socket cgroup's own level.
+        let ancestor = unsafe { aya_ebpf::helpers::bpf_skb_ancestor_cgroup_id(skb, level as i32) };
+        if ancestor == 0 || ancestor == id {
+            break;
+        }
+        if crate::policy::has_entry(ancestor) {
+            return ancestor;
+        }
+    }
+    id
 }

@@ -1,9 +1,114 @@
 //! Reading the installed policy: which ruleset applies to the current task, and in which mode.
 
-use aya_ebpf::helpers::bpf_get_current_pid_tgid;
-use sensor_common::policy::{MODE_ENFORCE, NO_RULESET};
+use aya_ebpf::helpers::{
+    bpf_get_current_cgroup_id, bpf_get_current_pid_tgid,
+    generated::bpf_get_current_ancestor_cgroup_id,
+};
+use sensor_common::{
+    cgroup::MAX_CONTAINER_LEVEL,
+    offsets::KernelOffsets,
+    policy::{MODE_ENFORCE, NO_RULESET},
+};
 
-use crate::maps::{CGROUP_POLICY, POLICY};
+use crate::{
+    maps::{CGROUP_POLICY, POLICY},
+    task::{cgroup_id, read_field},
+};
+
+/// Whether cgroup `id` has an entry: it is a container's own cgroup (or one the kernel took
+/// for one at its creation).
+#[inline(always)]
+pub fn has_entry(id: u64) -> bool {
+    // SAFETY: a hash map lookup with a valid key.
+    unsafe { CGROUP_POLICY.get(id) }.is_some()
+}
+
+/// The cgroup whose entry judges the current task's cgroup: that cgroup when it has an entry,
+/// else its outermost ancestor that has one (down to `MAX_CONTAINER_LEVEL`), else the cgroup
+/// itself, the host's. A container's sub-cgroups have no entry of their own, so a container
+/// that makes cgroups fills no map. For tracing and LSM programs, which read the cgroup's
+/// ancestors from kernel memory (`bpf_get_current_ancestor_cgroup_id` is not theirs on every
+/// supported kernel). Global (verified once, on its own).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn policy_owner() -> i64 {
+    // SAFETY: the helper has no preconditions.
+    let id = unsafe { bpf_get_current_cgroup_id() };
+    if has_entry(id) {
+        return id as i64;
+    }
+    let offsets = crate::task::offsets();
+    let cgrp = read_field::<*const u8>(crate::task::current_task(), offsets.task_cgroups)
+        .and_then(|cset| read_field::<*const u8>(cset, offsets.css_set_dfl_cgrp));
+    match cgrp.and_then(|c| ancestor_owner(c, &offsets)) {
+        Some(owner) => owner as i64,
+        None => id as i64,
+    }
+}
+
+/// `policy_owner`, for socket programs (`cgroup/sock_create`, `cgroup/connect*`,
+/// `cgroup/sendmsg*`), which cannot read kernel memory but have had
+/// `bpf_get_current_ancestor_cgroup_id` since 5.7. Global.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn policy_owner_sock() -> i64 {
+    // SAFETY: the helpers have no preconditions.
+    let id = unsafe { bpf_get_current_cgroup_id() };
+    if has_entry(id) {
+        return id as i64;
+    }
+    for level in 1..=MAX_CONTAINER_LEVEL {
+        // SAFETY: as above; 0 past the task's own level.
+        let ancestor = unsafe { bpf_get_current_ancestor_cgroup_id(level as i32) };
+        if ancestor == 0 || ancestor == id {
+            break;
+        }
+        if has_entry(ancestor) {
+            return ancestor as i64;
+        }
+    }
+    id as i64
+}
+
+/// The cgroup whose entry judges cgroup `cgrp` (a `struct cgroup *`): `cgrp` when it has an
+/// entry, else its outermost ancestor with one (down to `MAX_CONTAINER_LEVEL`); `None` for
+/// the host's.
+#[inline(always)]
+pub fn owner_of(cgrp: *const u8, offsets: &KernelOffsets) -> Option<u64> {
+    let id = cgroup_id(cgrp, offsets)?;
+    if has_entry(id) {
+        return Some(id);
+    }
+    ancestor_owner(cgrp, offsets)
+}
+
+/// The outermost ancestor of `cgrp` above it with an entry, down to `MAX_CONTAINER_LEVEL`,
+/// from its ancestor array (whatever its depth, the walk is as long as the deepest level a
+/// container's own cgroup can be at).
+#[inline(always)]
+fn ancestor_owner(cgrp: *const u8, offsets: &KernelOffsets) -> Option<u64> {
+    let level = read_field::<i32>(cgrp, offsets.cgroup_level)?;
+    if offsets.cgroup_ancestors == 0 {
+        return None;
+    }
+    for at in 1..=MAX_CONTAINER_LEVEL {
+        if at as i32 >= level {
+            break;
+        }
+        let slot = offsets.cgroup_ancestors + at * 8;
+        let ancestor = if offsets.cgroup_ancestor_ids != 0 {
+            read_field::<u64>(cgrp, slot)
+        } else {
+            read_field::<*const u8>(cgrp, slot).and_then(|a| cgroup_id(a, offsets))
+        };
+        if let Some(ancestor) = ancestor
+            && has_entry(ancestor)
+        {
+            return Some(ancestor);
+        }
+    }
+    None
+}
 
 /// The active policy for one event.
 #[derive(Clone, Copy)]

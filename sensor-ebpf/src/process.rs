@@ -18,7 +18,7 @@
 //! mark, and so does the process's exit.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, generated::bpf_send_signal},
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_send_signal},
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
@@ -30,8 +30,8 @@ use sensor_common::{
 
 use crate::{
     maps::{
-        CGROUP_POLICY, CONTROL, DOOMED, DOOMED_FILES, PROC_IDENTITY, PROCESS_RULESETS,
-        RUNTIME_SETUP, count_lost, submit_control,
+        CONTROL, DOOMED, DOOMED_FILES, PROC_IDENTITY, PROCESS_RULESETS, RUNTIME_SETUP, count_lost,
+        submit_control,
     },
     policy,
     task::{
@@ -48,15 +48,25 @@ pub fn current_tgid() -> u32 {
     (bpf_get_current_pid_tgid() >> 32) as u32
 }
 
-/// The cgroup whose policy judges the current process: its container's, else its current
-/// cgroup (host processes, and processes that predate the sensor and its startup scan).
+/// The cgroup whose policy judges the current process: its container's, else the one whose
+/// entry judges its current cgroup (`policy::policy_owner`: host processes, and processes
+/// that predate the sensor and its startup scan).
 #[inline(always)]
 pub fn subject_cgroup() -> u64 {
     // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
     match unsafe { PROC_IDENTITY.get(current_tgid()) } {
         Some(identity) => identity.cgroup_id,
-        // SAFETY: the helper has no preconditions.
-        None => unsafe { bpf_get_current_cgroup_id() },
+        None => crate::policy::policy_owner() as u64,
+    }
+}
+
+/// `subject_cgroup`, for socket programs (`policy::policy_owner_sock`).
+#[inline(always)]
+pub fn subject_cgroup_sock() -> u64 {
+    // SAFETY: a hash map lookup with a valid key; the value is copied out at once.
+    match unsafe { PROC_IDENTITY.get(current_tgid()) } {
+        Some(identity) => identity.cgroup_id,
+        None => crate::policy::policy_owner_sock() as u64,
     }
 }
 
@@ -68,12 +78,6 @@ fn set_identity(tgid: u32, cgroup_id: u64) {
     {
         count_lost(kind::IDENTITY_UNTRACKED);
     }
-}
-
-#[inline(always)]
-fn is_container(cgroup_id: u64) -> bool {
-    // SAFETY: a hash map lookup with a valid key.
-    unsafe { CGROUP_POLICY.get(cgroup_id) }.is_some()
 }
 
 /// `cgroup_attach_task(struct cgroup *dst_cgrp, const char *path, struct task_struct *task,
@@ -94,10 +98,14 @@ pub fn cgroup_attach_task(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     let mover = subject_cgroup();
-    if !is_container(mover) {
+    if !crate::policy::has_entry(mover) {
         // The host decides where a process belongs: the runtime placing a container's init
-        // or a `docker exec` process, an administrator, systemd.
-        set_identity(tgid, dst_id);
+        // or a `docker exec` process, an administrator, systemd. Into a container's
+        // sub-cgroup, it is that container's.
+        set_identity(
+            tgid,
+            crate::policy::owner_of(dst, &offsets).unwrap_or(dst_id),
+        );
         let _ = RUNTIME_SETUP.insert(tgid, exe_inode(task, &offsets), 0);
         return 0;
     }
@@ -155,21 +163,24 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     let Some(child_cgroup) = task_cgroup_id(child, &offsets) else {
         return 0;
     };
-    // SAFETY: the helper has no preconditions.
-    let parent_cgroup = identity.map_or(unsafe { bpf_get_current_cgroup_id() }, |i| i.cgroup_id);
+    let parent_cgroup = match identity {
+        Some(i) => i.cgroup_id,
+        None => crate::policy::policy_owner() as u64,
+    };
     if parent_cgroup == child_cgroup {
         return 0;
     }
-    if !is_container(parent_cgroup) {
-        set_identity(child_tgid, child_cgroup);
+    let child_cgrp = read_field::<*const u8>(child, offsets.task_cgroups)
+        .and_then(|cset| read_field::<*const u8>(cset, offsets.css_set_dfl_cgrp));
+    if !crate::policy::has_entry(parent_cgroup) {
+        let owner = child_cgrp.and_then(|c| crate::policy::owner_of(c, &offsets));
+        set_identity(child_tgid, owner.unwrap_or(child_cgroup));
         let _ = RUNTIME_SETUP.insert(child_tgid, exe_inode(parent, &offsets), 0);
         return 0;
     }
     if identity.is_none() {
         set_identity(child_tgid, parent_cgroup);
     }
-    let child_cgrp = read_field::<*const u8>(child, offsets.task_cgroups)
-        .and_then(|cset| read_field::<*const u8>(cset, offsets.css_set_dfl_cgrp));
     if let Some(cgrp) = child_cgrp
         && !cgroup_within(cgrp, parent_cgroup, &offsets)
     {
@@ -528,7 +539,7 @@ fn guard_object(object: u8, id: u32) -> i32 {
     let Some(config) = crate::maps::POLICY.get(0) else {
         return 0;
     };
-    if current_tgid() == config.sensor_tgid || !is_container(subject_cgroup()) {
+    if current_tgid() == config.sensor_tgid || !crate::policy::has_entry(subject_cgroup()) {
         return 0;
     }
     // SAFETY: a hash map lookup with a valid key.
@@ -562,7 +573,7 @@ fn guard_process(target: *const u8, object: u8, detail: u32) -> i32 {
     if sensor == 0 || read_field::<u32>(target, offsets().task_tgid) != Some(sensor) {
         return 0;
     }
-    if !is_container(subject_cgroup()) {
+    if !crate::policy::has_entry(subject_cgroup()) {
         return 0;
     }
     let verdict = Verdict {

@@ -294,7 +294,10 @@ async fn run_async(
         .collect();
     if let Some(engine) = pipeline.engine.as_mut() {
         for cgroup in found {
-            engine.container_seen(cgroup)?;
+            // A full map is counted by the kernel and reported here; the sensor runs on.
+            if let Err(e) = engine.container_seen(cgroup) {
+                log::error!("policy for the container in cgroup {cgroup}: {e}");
+            }
         }
     }
     pipeline.policy_loaded(&source, &parsed, &policy_loaded)?;
@@ -308,8 +311,10 @@ async fn run_async(
             adopted.id,
             adopted.runtime.as_str()
         );
-        if let Some(engine) = pipeline.engine.as_mut() {
-            engine.container_seen(adopted.cgroup_id)?;
+        if let Some(engine) = pipeline.engine.as_mut()
+            && let Err(e) = engine.container_seen(adopted.cgroup_id)
+        {
+            log::error!("policy for container {}: {e}", adopted.id);
         }
     }
     let existing: Vec<_> = pipeline.registry.containers().cloned().collect();

@@ -356,3 +356,137 @@ fn a_full_ring_buffer_loses_events_not_enforcement() {
     );
     let _ = docker_output(&["rm", "-f", &name]);
 }
+
+/// A container with a writable cgroupfs creates more cgroups than `CGROUP_POLICY` holds:
+/// 64,000 below its own cgroup and 2,000 named like containers at the hierarchy's root. None
+/// of them takes an entry (a container's sub-cgroups are judged through its own entry; only
+/// the host makes a cgroup a container), so a container started afterwards is judged by its
+/// rules, and the attacker's processes in its sub-cgroups by its own.
+#[test]
+fn cgroups_a_container_creates_cannot_crowd_out_new_containers() {
+    require_docker();
+    let _serial = integration_tests::serial();
+    let tier = unique("crowd");
+    let p = policy_file("enforce", &rules(&tier, ""));
+    let mut sensor = Sensor::start(&[
+        "--policy",
+        p.to_str().unwrap(),
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let addr = sensor.ready["metrics"]
+        .as_str()
+        .expect("metrics address")
+        .to_owned();
+    let attacker = unique("crowd");
+    let _ga = ContainerGuard(attacker.clone());
+    start_labelled(&attacker, &tier, &["--privileged"]);
+    let root = v2_in_container(&attacker);
+    let own = exec_in(&attacker, &["sh", "-c", "grep 0:: /proc/self/cgroup"]).1;
+    let own = own.trim().trim_start_matches("0::").to_owned();
+    // The root-level lookalikes are removed from the host whatever the test's outcome.
+    struct Lookalikes(std::path::PathBuf, u32);
+    impl Drop for Lookalikes {
+        fn drop(&mut self) {
+            for i in 1..=2000u32 {
+                let _ = std::fs::remove_dir(
+                    self.0
+                        .join(format!("docker-{:032x}{:032x}.scope", self.1, i)),
+                );
+            }
+        }
+    }
+    let _lookalikes = Lookalikes(integration_tests::cgroup2_root(), std::process::id());
+    let fill = format!(
+        "cd {root}{own} && seq 1 64000 | xargs mkdir && \
+         cd {root} && for i in $(seq 1 2000); do printf 'docker-%032x%032x.scope\\n' {pid} $i; done | xargs mkdir && \
+         ls -d {root}{own}/*/ | wc -l",
+        pid = std::process::id()
+    );
+    let (code, out, err) = exec_in(&attacker, &["sh", "-c", &fill]);
+    let cleanup = format!(
+        "cd {root}{own} && seq 1 64000 | xargs rmdir; \
+         cd {root} && for i in $(seq 1 2000); do printf 'docker-%032x%032x.scope\\n' {pid} $i; done | xargs rmdir",
+        pid = std::process::id()
+    );
+    let _rm = scopeguard(attacker.clone(), cleanup);
+    assert_eq!(code, Some(0), "creating the cgroups: {out}{err}");
+    assert!(
+        out.trim().parse::<u32>().unwrap_or(0) >= 64000,
+        "64,000 sub-cgroups exist: {out}"
+    );
+    // A container started now is judged by its rules from its first exec.
+    let victim = unique("crowded");
+    let _gv = ContainerGuard(victim.clone());
+    start_labelled(&victim, &tier, &[]);
+    assert_eq!(
+        exec_in(&victim, &["/bin/cat", "/etc/passwd"]).0,
+        Some(137),
+        "a container started after the flood of cgroups is judged by its rules"
+    );
+    // The attacker in one of its sub-cgroups: its own rules still.
+    let script = format!("echo $$ > {root}{own}/777/cgroup.procs && /bin/cat /etc/passwd");
+    assert_eq!(exec_in(&attacker, &["sh", "-c", &script]).0, Some(137));
+    sensor.wait_for(WAIT, "the victim's cat", |v| {
+        v["kind"] == "exec" && v["process"]["exe"] == "/bin/cat" && v["container"]["name"] == victim
+    });
+    let metrics = integration_tests::http_get(&addr, "/metrics");
+    let untracked = metrics
+        .lines()
+        .find(|l| l.starts_with("sensor_lost_events_total{kind=\"cgroup_untracked\"}"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or("0")
+        .to_owned();
+    assert_eq!(untracked, "0", "no cgroup went without an entry: {metrics}");
+}
+
+/// Runs `script` in container `name` when dropped (removing what the test created in it).
+fn scopeguard(name: String, script: String) -> impl Drop {
+    struct Guard(String, String);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = exec_in(&self.0, &["sh", "-c", &self.1]);
+        }
+    }
+    Guard(name, script)
+}
+
+/// A container's processes moved out of its cgroup (each move an `escape`), and then its cgroup
+/// removed: they are still the container's, judged by every rule while its cgroup is gone —
+/// not the host's (before, removing the cgroup removed the entry their identity named).
+#[test]
+fn processes_that_outlive_their_containers_cgroup_are_not_the_hosts() {
+    require_docker();
+    let _serial = integration_tests::serial();
+    let tier = unique("orphan");
+    let p = policy_file(
+        "enforce",
+        &rules(
+            &tier,
+            &format!(
+                "  - name: no-escape\n    containers: {{ labels: {{ tier: {tier} }} }}\n    escape: deny\n    action: audit\n"
+            ),
+        ),
+    );
+    let _sensor = Sensor::start(&["--policy", p.to_str().unwrap()]);
+    let name = unique("orphan");
+    let _g = ContainerGuard(name.clone());
+    start_labelled(&name, &tier, &["--privileged"]);
+    let root = v2_in_container(&name);
+    let own = exec_in(&name, &["sh", "-c", "grep 0:: /proc/self/cgroup"]).1;
+    let own = own.trim().trim_start_matches("0::").to_owned();
+    let script = format!(
+        "for p in $(ls /proc | grep '^[0-9]*$'); do echo $p > {root}/cgroup.procs 2>/dev/null; done; \
+         echo left: $(cat {root}{own}/cgroup.procs) self: $(grep 0:: /proc/$$/cgroup); \
+         rmdir {root}{own} 2>&1; i=0; while [ -d {root}{own} ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; \
+         [ -d {root}{own} ] && echo cgroup still there; grep 0:: /proc/self/cgroup; sleep 1; /bin/cat /etc/passwd"
+    );
+    let (code, out, err) = exec_in(&name, &["sh", "-c", &script]);
+    assert!(!out.contains("still there"), "the cgroup went: {out}{err}");
+    assert_eq!(
+        code,
+        Some(137),
+        "its process, outside any container cgroup, is still judged as the container's: {out}{err}"
+    );
+    let _ = docker_output(&["rm", "-f", &name]);
+}

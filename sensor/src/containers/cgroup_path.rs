@@ -125,6 +125,12 @@ fn component_identity(
 /// Container identity of the cgroup at `path` (relative to the v2 root, starting with `/`),
 /// or `None` for host cgroups.
 pub fn parse(path: &str, containerd_namespaces: &[&str]) -> Option<Identity> {
+    parse_with_own(path, containerd_namespaces).map(|(identity, _)| identity)
+}
+
+/// `parse`, with the path of the container's own cgroup: `path` itself, or the ancestor of it
+/// that names the container when `path` is one of its sub-cgroups.
+pub fn parse_with_own(path: &str, containerd_namespaces: &[&str]) -> Option<(Identity, String)> {
     let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     let kubepods_at = components
         .iter()
@@ -155,12 +161,16 @@ pub fn parse(path: &str, containerd_namespaces: &[&str]) -> Option<Identity> {
     let pod_uid = kubepods_at
         .filter(|k| *k < at)
         .and_then(|_| components[..at].iter().rev().find_map(|c| pod_uid(c)));
-    Some(Identity {
-        runtime,
-        id,
-        pod_uid,
-        namespace,
-    })
+    let own = format!("/{}", components[..=at].join("/"));
+    Some((
+        Identity {
+            runtime,
+            id,
+            pod_uid,
+            namespace,
+        },
+        own,
+    ))
 }
 
 /// containerd's identifier rule: alphanumerics, `.`, `_`, `-`, starting with an alphanumeric,
@@ -179,6 +189,25 @@ fn valid_ctr_id(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sub_cgroup_is_its_containers() {
+        let own = format!("/system.slice/docker-{ID}.scope");
+        for path in [
+            own.clone(),
+            format!("{own}/"),
+            format!("{own}/init.scope/a/b"),
+        ] {
+            let (identity, at) = parse_with_own(&path, DEFAULT_CONTAINERD_NAMESPACES).unwrap();
+            assert_eq!(
+                (identity.id.as_str(), at.as_str()),
+                (ID, own.as_str()),
+                "{path}"
+            );
+        }
+        let (_, at) = parse_with_own("/default/web1/sub", &["default"]).unwrap();
+        assert_eq!(at, "/default/web1");
+    }
 
     const ID: &str = "3f1c2e9a8b7d6c5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e";
     const UID: &str = "0f5e6b1a-2c3d-4e5f-8a9b-0c1d2e3f4a5b";

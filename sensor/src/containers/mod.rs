@@ -196,7 +196,20 @@ pub enum Attribution {
 
 struct Entry {
     path: String,
+    /// The container this cgroup is part of: the container's own cgroup, or one of its
+    /// sub-cgroups (`container.cgroup_id` says which).
     container: Option<Arc<Container>>,
+}
+
+/// Who made a cgroup, as far as the daemon knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Maker {
+    /// The host: a runtime, systemd, an administrator.
+    Host,
+    /// A process of a container.
+    Container,
+    /// Not known (found by walking the tree or by its id).
+    Unknown,
 }
 
 pub struct Registry {
@@ -224,28 +237,48 @@ impl Registry {
             enricher,
             done,
         };
-        for (id, path) in cgroupfs::walk(root) {
-            registry.insert(id, path, None);
+        // Parents first: a sub-cgroup finds its container registered.
+        let mut cgroups: Vec<(u64, String)> = cgroupfs::walk(root).into_iter().collect();
+        cgroups.sort_by_key(|(_, path)| path.matches('/').count());
+        for (id, path) in cgroups {
+            registry.insert(id, path, None, Maker::Unknown);
         }
         registry
     }
 
-    fn identity(&self, path: &str) -> Option<Identity> {
+    /// The identity a path gives, with the path of the container's own cgroup.
+    fn identity(&self, path: &str) -> Option<(Identity, String)> {
         let ns: Vec<&str> = self
             .containerd_namespaces
             .iter()
             .map(String::as_str)
             .collect();
-        cgroup_path::parse(path, &ns)
+        cgroup_path::parse_with_own(path, &ns)
     }
 
-    fn insert(&mut self, id: u64, path: String, created_ns: Option<u64>) -> Option<Arc<Container>> {
-        let container = self
-            .identity(&path)
-            .map(|i| Arc::new(Container::new(id, i, created_ns)));
-        if let Some(c) = &container {
-            self.refetch(c);
-        }
+    /// Registers cgroup `id` at `path`. A container's own cgroup is a container (its metadata
+    /// fetch starts), unless a container made it; a container's sub-cgroup is that container's
+    /// (no container of its own, no fetch: the kernel judges it through its container's
+    /// entry); anything else is the host's.
+    fn insert(
+        &mut self,
+        id: u64,
+        path: String,
+        created_ns: Option<u64>,
+        maker: Maker,
+    ) -> Option<Arc<Container>> {
+        let container = match self.identity(&path) {
+            Some((_, own)) if own != path.trim_end_matches('/') => self.container_at(&own),
+            // A cgroup named like a container's that a container made (where the host's
+            // cgroupfs is writable to it): the host's, as the kernel took it.
+            Some(_) if maker == Maker::Container => None,
+            Some((identity, _)) => {
+                let c = Arc::new(Container::new(id, identity, created_ns));
+                self.refetch(&c);
+                Some(c)
+            }
+            None => None,
+        };
         self.by_cgroup.insert(
             id,
             Entry {
@@ -254,6 +287,14 @@ impl Registry {
             },
         );
         container
+    }
+
+    /// The container whose own cgroup is at `own`, if that cgroup is registered as one. One
+    /// not registered (its creation not read) is not made a container here: by its
+    /// sub-cgroup's name, a cgroup a container made would be.
+    fn container_at(&self, own: &str) -> Option<Arc<Container>> {
+        let id = cgroupfs::id_of_path(&self.root, own)?;
+        self.by_cgroup.get(&id)?.container.clone()
     }
 
     /// (Re)starts the metadata fetch of `c`.
@@ -272,12 +313,14 @@ impl Registry {
         }
     }
 
-    /// A cgroup appeared at kernel time `created_ns`. Returns its container when it is one.
+    /// A cgroup appeared at kernel time `created_ns`, made by `maker`. Returns the container
+    /// it is part of, if any: its own when `id` is that container's own cgroup.
     pub fn cgroup_created(
         &mut self,
         id: u64,
         path: String,
         created_ns: u64,
+        maker: Maker,
     ) -> Option<Arc<Container>> {
         if let Some(existing) = self.by_cgroup.get(&id)
             && existing.path == path
@@ -285,30 +328,15 @@ impl Registry {
             // Already seen by the startup walk.
             return existing.container.clone();
         }
-        self.insert(id, path, Some(created_ns))
+        self.insert(id, path, Some(created_ns), maker)
     }
 
-    /// The ids of the ancestors of cgroup `id` that still exist, nearest first (empty when
-    /// `id` is not known).
-    pub fn ancestors_of(&self, id: u64) -> Vec<u64> {
-        let Some(entry) = self.by_cgroup.get(&id) else {
-            return Vec::new();
-        };
-        let mut path = entry.path.trim_end_matches('/');
-        let mut out = Vec::new();
-        while let Some((parent, _)) = path.rsplit_once('/') {
-            if parent.is_empty() {
-                break;
-            }
-            out.extend(cgroupfs::id_of_path(&self.root, parent));
-            path = parent;
-        }
-        out
-    }
-
-    /// A cgroup went away; returns its container when it was one.
+    /// A cgroup went away; returns its container when it was that container's own.
     pub fn cgroup_removed(&mut self, id: u64) -> Option<Arc<Container>> {
-        self.by_cgroup.remove(&id).and_then(|e| e.container)
+        self.by_cgroup
+            .remove(&id)
+            .and_then(|e| e.container)
+            .filter(|c| c.cgroup_id == id)
     }
 
     /// The container (or host) of cgroup `id`. Unknown ids are resolved through the kernel
@@ -321,7 +349,7 @@ impl Registry {
             };
         }
         match cgroupfs::path_of_id(&self.root, id) {
-            Some(path) => match self.insert(id, path, None) {
+            Some(path) => match self.insert(id, path, None, Maker::Unknown) {
                 Some(c) => Attribution::Container(c),
                 None => Attribution::Host,
             },
@@ -410,9 +438,11 @@ impl Registry {
         serde_json::Value::Array(list)
     }
 
-    /// Known cgroups that are containers.
+    /// Known containers, each once (by its own cgroup).
     pub fn containers(&self) -> impl Iterator<Item = &Arc<Container>> {
-        self.by_cgroup.values().filter_map(|e| e.container.as_ref())
+        self.by_cgroup
+            .iter()
+            .filter_map(|(id, e)| e.container.as_ref().filter(|c| c.cgroup_id == *id))
     }
 
     pub fn len(&self) -> usize {

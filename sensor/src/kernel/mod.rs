@@ -147,6 +147,12 @@ pub fn resolve_offsets(btf: &Btf) -> (KernelOffsets, Vec<&'static str>) {
         bpf_map_id: get("bpf_map", "id", "bpf_map.id"),
         bpf_prog_aux: get("bpf_prog", "aux", "bpf_prog.aux"),
         bpf_prog_aux_id: get("bpf_prog_aux", "id", "bpf_prog_aux.id"),
+        cgroup_ancestors: need(
+            btf.member_offset("cgroup", "ancestors")
+                .or_else(|| btf.member_offset("cgroup", "ancestor_ids")),
+            "cgroup.ancestors",
+        ),
+        cgroup_ancestor_ids: u32::from(btf.member_offset("cgroup", "ancestors").is_none()),
     };
     missing.extend(also_missing.into_inner());
     if offsets.pt_regs_from_top == 0 {

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::output::PostureBody;
 use crate::{
-    containers::{Attribution, Container, Registry, enrich::MetaState},
+    containers::{Attribution, Container, Maker, Registry, enrich::MetaState},
     events::{Event, capability::Capability, exec::Exec, syscall::Syscall},
     metrics::Metrics,
     output::{
@@ -49,6 +49,9 @@ pub struct Pipeline<S: Sink> {
     /// Longest a new container's events wait for its metadata.
     pub metadata_wait: Duration,
     held: HashMap<u64, Held>,
+    /// Containers' cgroups that went while processes of theirs lived on elsewhere: their
+    /// entries stay (pending) until none does.
+    orphans: std::collections::HashSet<u64>,
     /// Executable of each recently exec'd pid, for non-exec events.
     exes: ExeCache,
     /// Counts of repeated capability checks.
@@ -74,6 +77,7 @@ impl<S: Sink> Pipeline<S> {
             metrics,
             metadata_wait,
             held: HashMap::new(),
+            orphans: Default::default(),
             exes: ExeCache::default(),
             summaries: None,
             net_summaries: None,
@@ -112,6 +116,7 @@ impl<S: Sink> Pipeline<S> {
                 }
                 let attribution = self.registry.lookup(cgroup_id);
                 if let Attribution::Container(c) = &attribution
+                    && c.cgroup_id == cgroup_id
                     && !c.announced.load(Relaxed)
                     && c.is_pending()
                 {
@@ -131,29 +136,37 @@ impl<S: Sink> Pipeline<S> {
             }
             Event::CgroupMkdir(c) => {
                 self.metrics.events[kind::CGROUP_MKDIR as usize].fetch_add(1, Relaxed);
-                if let Some(container) =
-                    self.registry
-                        .cgroup_created(c.id, c.path, c.header.ktime_ns)
+                // The maker's cgroup, as the kernel judged it (its container's, or its own).
+                let maker = match self.registry.lookup(c.header.cgroup_id) {
+                    Attribution::Container(_) => Maker::Container,
+                    Attribution::Host => Maker::Host,
+                    Attribution::Unknown => Maker::Unknown,
+                };
+                match self
+                    .registry
+                    .cgroup_created(c.id, c.path, c.header.ktime_ns, maker)
                 {
-                    log::debug!(
-                        "container {} ({}) in cgroup {}",
-                        container.id,
-                        container.runtime.as_str(),
-                        c.id
-                    );
-                    // A container for the kernel from now on: host rules stop applying, and
-                    // until its metadata says which rules are its own, every rule does (fail
-                    // closed). Its fetch, already started, installs them when it completes.
-                    self.container_seen(c.id);
-                } else if !self.below_a_known_container(c.id, c.parent)
-                    && let Some(engine) = &mut self.engine
-                {
-                    // A host cgroup, whatever the kernel took it for by its name (`/<64 hex>`
-                    // under no runtime's parent), or for its parent's (a child created before
-                    // the daemon read that the parent is the host's): the host's again. Below
-                    // a container the daemon knows (one a runtime listed, whose paths say
-                    // nothing), it keeps the entry copied from it.
-                    engine.container_gone(c.id);
+                    Some(container) if container.cgroup_id == c.id => {
+                        log::debug!(
+                            "container {} ({}) in cgroup {}",
+                            container.id,
+                            container.runtime.as_str(),
+                            c.id
+                        );
+                        // A container for the kernel from now on: host rules stop applying,
+                        // and until its metadata says which rules are its own, every rule
+                        // does (fail closed). Its fetch, already started, installs them when
+                        // it completes.
+                        self.container_seen(c.id);
+                    }
+                    // No entry of its own: a container's sub-cgroup is judged through its
+                    // container's, a host cgroup the kernel took for a container's by its
+                    // name (`/<64 hex>` under no runtime's parent) is the host's again.
+                    _ => {
+                        if let Some(engine) = &mut self.engine {
+                            engine.container_gone(c.id);
+                        }
+                    }
                 }
                 self.update_container_gauge();
             }
@@ -171,10 +184,23 @@ impl<S: Sink> Pipeline<S> {
                 if let Some(summaries) = &mut self.sys_summaries {
                     summaries.forget_cgroup(c.id);
                 }
+                let container = self.registry.cgroup_removed(c.id);
                 if let Some(engine) = &mut self.engine {
                     engine.container_gone(c.id);
+                    // Processes of the container that outlive its cgroup (moved out of it
+                    // before it went: `escape`) are still the container's; while any is,
+                    // its entry stays, as a pending container's (every rule): never the
+                    // host's.
+                    if container.is_some() && engine.referenced_cgroups().contains(&c.id) {
+                        log::warn!(
+                            "cgroup {} went while processes of its container live elsewhere: they are judged by every rule",
+                            c.id
+                        );
+                        self.container_seen(c.id);
+                        self.orphans.insert(c.id);
+                    }
                 }
-                if let Some(container) = self.registry.cgroup_removed(c.id) {
+                if let Some(container) = container {
                     self.announce(&container)?;
                     let time = self.clock.rfc3339(c.header.ktime_ns);
                     self.container_line(&time, "stop", &container)?;
@@ -579,42 +605,40 @@ impl<S: Sink> Pipeline<S> {
     }
 
     /// Cgroups the kernel made containers at their creation that the daemon has not read
-    /// (the event was lost on a full ring, or is still queued): a container's gets the pending
-    /// ruleset and its metadata fetch; a host cgroup not below a container the daemon knows,
-    /// or one gone, loses its entry. Run at every reload and periodically.
+    /// (the event was lost on a full ring, or is still queued): a container's own cgroup gets
+    /// the pending ruleset and its metadata fetch; any other (a host cgroup, a container's
+    /// sub-cgroup, judged through its container's entry) loses its entry. Run at every
+    /// reload and periodically.
     pub fn reconcile_cgroups(&mut self) {
-        let Some(untracked) = self.engine.as_ref().map(|e| e.untracked()) else {
+        let Some(engine) = self.engine.as_mut() else {
             return;
         };
+        if !self.orphans.is_empty() {
+            let referenced = engine.referenced_cgroups();
+            self.orphans.retain(|id| {
+                let live = referenced.contains(id);
+                if !live {
+                    engine.container_gone(*id);
+                }
+                live
+            });
+        }
+        let untracked = engine.untracked();
         for id in untracked {
             let demote = match self.registry.lookup(id) {
-                Attribution::Container(_) => {
+                Attribution::Container(c) if c.cgroup_id == id => {
                     self.container_seen(id);
                     false
                 }
                 // Gone, or not resolvable (a refused file handle): kept, fail closed; its
                 // rmdir, when read, removes it.
                 Attribution::Unknown => false,
-                Attribution::Host => !self.below_a_known_container(id, 0),
+                Attribution::Container(_) | Attribution::Host => true,
             };
             if demote && let Some(engine) = &mut self.engine {
                 engine.container_gone(id);
             }
         }
-    }
-
-    /// Whether cgroup `id` (whose parent is `parent`, when known) is below a container the
-    /// daemon knows: then, whatever its path says, it is part of that container.
-    fn below_a_known_container(&self, id: u64, parent: u64) -> bool {
-        let Some(engine) = &self.engine else {
-            return false;
-        };
-        engine.tracks(parent)
-            || self
-                .registry
-                .ancestors_of(id)
-                .iter()
-                .any(|a| engine.tracks(*a))
     }
 
     /// A metadata fetch finished: install the container's rules, announce it, release its

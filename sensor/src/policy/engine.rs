@@ -285,9 +285,9 @@ impl Engine {
             .collect()
     }
 
-    /// Whether `cgroup` is a container's the daemon knows.
-    pub fn tracks(&self, cgroup: u64) -> bool {
-        self.cgroups.contains_key(&cgroup)
+    /// The container cgroups live processes belong to (`PROC_IDENTITY`).
+    pub fn referenced_cgroups(&self) -> std::collections::HashSet<u64> {
+        self.installer.identities()
     }
 
     /// Cgroups with a kernel entry the daemon does not know (yet): the kernel made them
@@ -302,8 +302,8 @@ impl Engine {
     /// daemon knew it or only the kernel did.
     pub fn container_gone(&mut self, cgroup: u64) {
         if let Some(state) = self.cgroups.remove(&cgroup) {
-            // A sub-cgroup of a container has its addresses too: they stay while any cgroup
-            // of it does.
+            // An address several containers claim (the containers of a pod share its) stays
+            // while any of them does.
             for addr in state.addrs {
                 if !self.cgroups.values().any(|s| s.addrs.contains(&addr)) {
                     self.installer.remove_address(self.slot, addr);

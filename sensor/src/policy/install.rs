@@ -42,6 +42,8 @@ pub struct Installer {
     flows: HashMap<MapData, FlowKey, u64>,
     syscalls: HashMap<MapData, SysKey, SysValue>,
     process: HashMap<MapData, u32, ProcessRuleset>,
+    /// `PROC_IDENTITY`, read only: tgid → the cgroup of its container.
+    identities: HashMap<MapData, u32, u64>,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
@@ -68,6 +70,7 @@ impl Installer {
             flows: take(ebpf, "NET_FLOWS")?,
             syscalls: take(ebpf, "SYSCALL_RULES")?,
             process: take(ebpf, "PROCESS_RULESETS")?,
+            identities: take(ebpf, "PROC_IDENTITY")?,
         })
     }
 
@@ -164,6 +167,15 @@ impl Installer {
     /// The cgroups that have an entry in the kernel.
     pub fn cgroups(&self) -> Vec<u64> {
         self.cgroups.keys().filter_map(Result::ok).collect()
+    }
+
+    /// The cgroups processes belong to, by `PROC_IDENTITY`.
+    pub fn identities(&self) -> std::collections::HashSet<u64> {
+        self.identities
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(_, c)| c)
+            .collect()
     }
 
     pub fn remove_cgroup(&mut self, cgroup: u64) {
