@@ -16,10 +16,11 @@ pub const NAME_LEN: usize = 128;
 /// The deepest level (the root is 0) at which a cgroup can be a container's own: runtimes
 /// place them a few levels down (a Kubernetes pod's container, under
 /// `kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice`, is at 4).
+/// Each level is a step of every program's walk, verified on every load: 8, not more.
 /// Only the container's own cgroup has a `CGROUP_POLICY` entry; its sub-cgroups, at any depth,
 /// are judged through the entry of their outermost ancestor that has one, looked for down to
 /// this level.
-pub const MAX_CONTAINER_LEVEL: u32 = 16;
+pub const MAX_CONTAINER_LEVEL: u32 = 8;
 
 /// Whether a new cgroup's own name is one a runtime gives a container's cgroup:
 /// `<prefix><64 lowercase hex>[.scope]` with a prefix of `docker-`, `cri-containerd-`,

@@ -35,7 +35,7 @@ pub fn cgroup_mkdir(ctx: RawTracePointContext) -> i32 {
         && !policy::has_entry(crate::process::subject_cgroup())
         && read_field::<i32>(cgrp, offsets.cgroup_level)
             .is_some_and(|l| l > 0 && l as u32 <= MAX_CONTAINER_LEVEL)
-        && parent_cgrp.is_some_and(|p| policy::owner_of(p, &offsets).is_none())
+        && parent_cgrp.is_some_and(|p| policy::owner_of(p).is_none())
         && names_container(cgrp, &offsets)
         // A runtime creating a container's cgroup: a container whose metadata is pending
         // from now on, judged by every rule, not the host until the daemon reads this.

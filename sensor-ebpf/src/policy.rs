@@ -34,7 +34,7 @@ pub fn has_entry(id: u64) -> bool {
 pub extern "C" fn policy_owner() -> i64 {
     // SAFETY: the helper has no preconditions.
     let id = unsafe { bpf_get_current_cgroup_id() };
-    if has_entry(id) {
+    if has_entry(id) || is_sensor() {
         return id as i64;
     }
     let offsets = crate::task::offsets();
@@ -54,7 +54,7 @@ pub extern "C" fn policy_owner() -> i64 {
 pub extern "C" fn policy_owner_sock() -> i64 {
     // SAFETY: the helpers have no preconditions.
     let id = unsafe { bpf_get_current_cgroup_id() };
-    if has_entry(id) {
+    if has_entry(id) || is_sensor() {
         return id as i64;
     }
     for level in 1..=MAX_CONTAINER_LEVEL {
@@ -70,16 +70,39 @@ pub extern "C" fn policy_owner_sock() -> i64 {
     id as i64
 }
 
+/// Whether the current task is the sensor's (never judged: its own many `bpf()` calls at a
+/// load need no walk).
+#[inline(always)]
+fn is_sensor() -> bool {
+    POLICY
+        .get(0)
+        .is_some_and(|c| (bpf_get_current_pid_tgid() >> 32) as u32 == c.sensor_tgid)
+}
+
 /// The cgroup whose entry judges cgroup `cgrp` (a `struct cgroup *`): `cgrp` when it has an
 /// entry, else its outermost ancestor with one (down to `MAX_CONTAINER_LEVEL`); `None` for
 /// the host's.
 #[inline(always)]
-pub fn owner_of(cgrp: *const u8, offsets: &KernelOffsets) -> Option<u64> {
-    let id = cgroup_id(cgrp, offsets)?;
-    if has_entry(id) {
-        return Some(id);
+pub fn owner_of(cgrp: *const u8) -> Option<u64> {
+    match policy_owner_of(cgrp as u64) {
+        0 => None,
+        owner => Some(owner as u64),
     }
-    ancestor_owner(cgrp, offsets)
+}
+
+/// `owner_of`, as a global function (verified once, on its own): 0 for the host's.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn policy_owner_of(cgrp: u64) -> i64 {
+    let cgrp = cgrp as *const u8;
+    let offsets = crate::task::offsets();
+    let Some(id) = cgroup_id(cgrp, &offsets) else {
+        return 0;
+    };
+    if has_entry(id) {
+        return id as i64;
+    }
+    ancestor_owner(cgrp, &offsets).map_or(0, |o| o as i64)
 }
 
 /// The outermost ancestor of `cgrp` above it with an entry, down to `MAX_CONTAINER_LEVEL`,
@@ -95,11 +118,12 @@ fn ancestor_owner(cgrp: *const u8, offsets: &KernelOffsets) -> Option<u64> {
         if at as i32 >= level {
             break;
         }
-        let slot = offsets.cgroup_ancestors + at * 8;
+        // Ids before 6.1, pointers since.
+        let slot = read_field::<u64>(cgrp, offsets.cgroup_ancestors + at * 8);
         let ancestor = if offsets.cgroup_ancestor_ids != 0 {
-            read_field::<u64>(cgrp, slot)
+            slot
         } else {
-            read_field::<*const u8>(cgrp, slot).and_then(|a| cgroup_id(a, offsets))
+            slot.and_then(|a| cgroup_id(a as *const u8, offsets))
         };
         if let Some(ancestor) = ancestor
             && has_entry(ancestor)

@@ -102,10 +102,7 @@ pub fn cgroup_attach_task(ctx: RawTracePointContext) -> i32 {
         // The host decides where a process belongs: the runtime placing a container's init
         // or a `docker exec` process, an administrator, systemd. Into a container's
         // sub-cgroup, it is that container's.
-        set_identity(
-            tgid,
-            crate::policy::owner_of(dst, &offsets).unwrap_or(dst_id),
-        );
+        set_identity(tgid, crate::policy::owner_of(dst).unwrap_or(dst_id));
         let _ = RUNTIME_SETUP.insert(tgid, exe_inode(task, &offsets), 0);
         return 0;
     }
@@ -173,7 +170,7 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     let child_cgrp = read_field::<*const u8>(child, offsets.task_cgroups)
         .and_then(|cset| read_field::<*const u8>(cset, offsets.css_set_dfl_cgrp));
     if !crate::policy::has_entry(parent_cgroup) {
-        let owner = child_cgrp.and_then(|c| crate::policy::owner_of(c, &offsets));
+        let owner = child_cgrp.and_then(crate::policy::owner_of);
         set_identity(child_tgid, owner.unwrap_or(child_cgroup));
         let _ = RUNTIME_SETUP.insert(child_tgid, exe_inode(parent, &offsets), 0);
         return 0;
