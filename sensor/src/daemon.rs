@@ -328,7 +328,7 @@ async fn run_async(
             rx.wait_for(|s| match s {
                 MetaState::Pending => false,
                 MetaState::Ready { metadata, .. } => !metadata.from_disk,
-                MetaState::Unavailable(_) => true,
+                MetaState::Unavailable(_) | MetaState::Unknown(_) => true,
             }),
         )
         .await;

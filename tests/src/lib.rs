@@ -135,6 +135,21 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// Removes a container when dropped, so a failing test does not leave it running.
+/// Removes, when dropped, the cgroup directory `0` (a path below the hierarchies' roots, such
+/// as a `--cgroup-parent`) in every mounted cgroup hierarchy: dockerd leaves a parent behind.
+pub struct CgroupParentGuard(pub String);
+
+impl Drop for CgroupParentGuard {
+    fn drop(&mut self) {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for line in mountinfo.lines().filter(|l| l.contains(" - cgroup")) {
+            if let Some(mp) = line.split_whitespace().nth(4) {
+                let _ = std::fs::remove_dir(format!("{mp}{}", self.0));
+            }
+        }
+    }
+}
+
 pub struct ContainerGuard(pub String);
 
 impl Drop for ContainerGuard {

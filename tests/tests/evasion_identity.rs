@@ -243,11 +243,45 @@ fn a_container_created_while_the_daemon_reads_nothing_is_a_container_from_its_fi
     assert_eq!(exec_in(&name, &["/bin/cat", "/etc/passwd"]).0, Some(0));
 }
 
+/// Docker's `--cgroup-parent` with the cgroupfs driver puts a container's cgroup at
+/// `<parent>/<id>`, under a parent no runtime uses by default: a container from its cgroup's
+/// creation, with its own rules once Docker confirms it (before, the daemon took it for a host
+/// cgroup and the container ran as the host: its cat exited 0 and no `start` line came).
+#[test]
+fn a_container_under_a_custom_cgroup_parent_is_judged_as_a_container() {
+    require_docker();
+    let _serial = integration_tests::serial();
+    let tier = unique("parent");
+    let p = policy_file("enforce", &rules(&tier, ""));
+    let mut sensor = Sensor::start(&["--policy", p.to_str().unwrap()]);
+    let parent = format!("/{}", unique("sensor-parent"));
+    // Dropped last: the parent, once the container is gone.
+    let _parent = integration_tests::CgroupParentGuard(parent.clone());
+    let name = unique("parent");
+    let _g = ContainerGuard(name.clone());
+    start_labelled(&name, &tier, &["--cgroup-parent", &parent]);
+    let dir = cgroup_dir_of(container_pid(&name));
+    assert!(
+        dir.starts_with(integration_tests::cgroup2_root().join(&parent[1..])),
+        "the container's cgroup is under {parent}: {}",
+        dir.display()
+    );
+    assert_eq!(exec_in(&name, &["/bin/true"]).0, Some(0), "control");
+    assert_eq!(exec_in(&name, &["/bin/cat", "/etc/passwd"]).0, Some(137));
+    sensor.wait_for(WAIT, "the container's start line", |v| {
+        v["kind"] == "container" && v["event"] == "start" && v["container"]["name"] == name
+    });
+    sensor.wait_for(WAIT, "the kill, naming the container and the rule", |v| {
+        v["kind"] == "exec" && v["container"]["name"] == name && v["rule"] == "no-cat"
+    });
+}
+
 /// The other side of judging a cgroup by its name at creation: a host cgroup named like a
-/// container, which the daemon finds is none, is the host's again once the daemon reads it,
-/// and so is a child created (copying its entry) before the daemon read it.
+/// container (a bare id, as under a custom `--cgroup-parent`), which Docker does not know, is
+/// the host's again once the daemon asked, and so is a child created before the daemon read it.
 #[test]
 fn a_host_cgroup_named_like_a_container_is_the_hosts_once_the_daemon_reads_it() {
+    require_docker();
     let _serial = integration_tests::serial();
     let root = integration_tests::cgroup2_root();
     let p = policy_file(
@@ -255,7 +289,8 @@ fn a_host_cgroup_named_like_a_container_is_the_hosts_once_the_daemon_reads_it() 
         "  - name: no-cat-anywhere\n    containers: {}\n    exec: { deny: [\"/bin/cat\"] }\n    action: kill\n",
     );
     let sensor = Sensor::start(&["--policy", p.to_str().unwrap()]);
-    // A bare 64-hex name: a container's under /docker or a pod, nothing under the root.
+    // A bare 64-hex name: a container's under /docker or a pod, or under any other parent
+    // when Docker knows it; this one it does not.
     let dir = root.join(format!(
         "{:064x}",
         u128::from(std::process::id()) << 64 | 0xc0ffee

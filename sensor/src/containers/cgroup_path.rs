@@ -8,6 +8,11 @@
 //! | Kubernetes + containerd | `/kubepods/<qos>/pod<uid>/<64 hex>` | `…/kubepods-<qos>-pod<uid>.slice/cri-containerd-<64 hex>.scope` |
 //! | Kubernetes + CRI-O | `/kubepods/<qos>/pod<uid>/crio-<64 hex>` | `…/crio-<64 hex>.scope` |
 //! | Podman | `/libpod_parent/libpod-<64 hex>` | `/machine.slice/libpod-<64 hex>.scope` |
+//! | Docker, `--cgroup-parent` | `/<parent…>/<64 hex>` | `/<parent>.slice/docker-<64 hex>.scope` |
+//!
+//! A bare 64-hex id under a parent no runtime uses by default is *inferred* to be a Docker
+//! container's (a custom `--cgroup-parent` with the cgroupfs driver): it is a container only
+//! if Docker knows it (`Identity::inferred`); the kernel judges it as one from its creation.
 //!
 //! The outermost component that names a container wins: whatever a container creates below its
 //! own cgroup — sub-cgroups of systemd inside it, the containers of a runtime running inside it
@@ -52,6 +57,9 @@ pub struct Identity {
     pub pod_uid: Option<String>,
     /// containerd namespace for `ctr`/nerdctl containers under the cgroupfs layout.
     pub namespace: Option<String>,
+    /// Only the id's form says it is a container's (a bare 64-hex id under a parent no
+    /// runtime uses by default): a container if its runtime knows it, else the host's.
+    pub inferred: bool,
 }
 
 /// containerd namespaces recognised in `/<namespace>/<id>` paths. Any other two-level path
@@ -87,12 +95,13 @@ fn pod_uid(component: &str) -> Option<String> {
     valid.then_some(uid)
 }
 
-/// One component, given its parent, as a container of some runtime.
+/// One component, given its parent, as a container of some runtime, and whether that is only
+/// inferred from the id's form.
 fn component_identity(
     parent: Option<&str>,
     component: &str,
     in_kubepods: bool,
-) -> Option<(Runtime, String)> {
+) -> Option<(Runtime, String, bool)> {
     let patterns: [(&str, &str, Runtime); 6] = [
         ("docker-", ".scope", Runtime::Docker),
         ("cri-containerd-", ".scope", Runtime::Containerd),
@@ -103,21 +112,26 @@ fn component_identity(
     ];
     for (prefix, suffix, runtime) in patterns {
         if let Some(id) = strip_id(component, prefix, suffix) {
-            return Some((runtime, id.to_owned()));
+            return Some((runtime, id.to_owned(), false));
         }
     }
     if parent == Some("libpod_parent")
         && let Some(id) = strip_id(component, "libpod-", "")
     {
-        return Some((Runtime::Podman, id.to_owned()));
+        return Some((Runtime::Podman, id.to_owned(), false));
     }
     if is_hex64(component) {
         if parent == Some("docker") {
-            return Some((Runtime::Docker, component.to_owned()));
+            return Some((Runtime::Docker, component.to_owned(), false));
         }
-        if in_kubepods && parent.is_some_and(|p| pod_uid(p).is_some()) {
-            return Some((Runtime::Cri, component.to_owned()));
+        if in_kubepods {
+            // The kubelet names every level: only a pod's child is a container.
+            return parent
+                .is_some_and(|p| pod_uid(p).is_some())
+                .then(|| (Runtime::Cri, component.to_owned(), false));
         }
+        // Docker's `--cgroup-parent` with the cgroupfs driver puts `<id>` under any parent.
+        return Some((Runtime::Docker, component.to_owned(), true));
     }
     None
 }
@@ -143,21 +157,22 @@ pub fn parse_with_own(path: &str, containerd_namespaces: &[&str]) -> Option<(Ide
         if found.is_some() {
             break;
         }
-        if let Some((runtime, id)) = component_identity(parent, component, in_kubepods) {
-            found = Some((i, runtime, id, None));
-        } else if i == 1
-            && containerd_namespaces.contains(&components[0])
-            && valid_ctr_id(component)
-        {
+        // `/<namespace>/<id>` first: nerdctl's cgroupfs ids are 64 hex too.
+        if i == 1 && containerd_namespaces.contains(&components[0]) && valid_ctr_id(component) {
             found = Some((
                 i,
                 Runtime::Containerd,
                 component.to_string(),
                 Some(components[0].to_owned()),
+                false,
             ));
+        } else if let Some((runtime, id, inferred)) =
+            component_identity(parent, component, in_kubepods)
+        {
+            found = Some((i, runtime, id, None, inferred));
         }
     }
-    let (at, runtime, id, namespace) = found?;
+    let (at, runtime, id, namespace, inferred) = found?;
     let pod_uid = kubepods_at
         .filter(|k| *k < at)
         .and_then(|_| components[..at].iter().rev().find_map(|c| pod_uid(c)));
@@ -168,6 +183,7 @@ pub fn parse_with_own(path: &str, containerd_namespaces: &[&str]) -> Option<(Ide
             id,
             pod_uid,
             namespace,
+            inferred,
         },
         own,
     ))
@@ -218,6 +234,18 @@ mod tests {
             id: id.into(),
             pod_uid: pod.map(Into::into),
             namespace: ns.map(Into::into),
+            inferred: false,
+        })
+    }
+
+    /// A bare id under a parent no runtime uses by default: Docker's, if Docker knows it.
+    fn inferred(id: &str) -> Option<Identity> {
+        Some(Identity {
+            runtime: Runtime::Docker,
+            id: id.into(),
+            pod_uid: None,
+            namespace: None,
+            inferred: true,
         })
     }
 
@@ -326,8 +354,19 @@ mod tests {
             (format!("/docker/{}", ID.to_uppercase()), None),
             (format!("/system.slice/docker-{}.scope", &ID[1..]), None),
             (format!("/system.slice/docker-{}z.scope", &ID[1..]), None),
-            // A 64-hex directory that is not under a runtime parent.
-            (format!("/system.slice/{ID}"), None),
+            // A 64-hex directory under a parent no runtime uses by default: Docker's
+            // `--cgroup-parent` with the cgroupfs driver, if Docker knows it.
+            (format!("/system.slice/{ID}"), inferred(ID)),
+            (format!("/ci/jobs/{ID}"), inferred(ID)),
+            (format!("/{ID}"), inferred(ID)),
+            (format!("/ci/{ID}/sub"), inferred(ID)),
+            // Not inside Kubernetes' own hierarchy, where only a pod's child is a container;
+            // nerdctl's cgroupfs ids under a containerd namespace are containerd's.
+            (format!("/kubepods/burstable/{ID}"), None),
+            (
+                format!("/default/{ID}"),
+                id(Runtime::Containerd, ID, None, Some("default")),
+            ),
             // Unknown containerd namespace and a service name under a known one.
             ("/myns/web1".into(), None),
             ("/default/foo.service".into(), None),

@@ -36,6 +36,8 @@ pub enum MetaState {
     },
     /// No runtime could say: the reason is logged once per runtime and counted.
     Unavailable(String),
+    /// Every runtime that could know the container answered that it does not.
+    Unknown(String),
 }
 
 /// Socket paths; an empty path disables that runtime.
@@ -305,6 +307,8 @@ async fn fetch(target: &Target, candidates: &[Arc<Endpoint>], deadline: Duration
     let mut backoff = Duration::from_millis(20);
     let mut last_error = None;
     loop {
+        // Whether every candidate answered, this round, that it does not know the container.
+        let mut unknown_to_all = true;
         for e in candidates {
             if !e.client.socket().exists() {
                 // A container of this runtime exists, so its API should too.
@@ -314,6 +318,7 @@ async fn fetch(target: &Target, candidates: &[Arc<Endpoint>], deadline: Duration
                 };
                 e.failed(&err);
                 last_error = Some(err.to_string());
+                unknown_to_all = false;
                 continue;
             }
             match e.client.metadata(&target.id).await {
@@ -335,6 +340,7 @@ async fn fetch(target: &Target, candidates: &[Arc<Endpoint>], deadline: Duration
                 Err(err) => {
                     e.failed(&err);
                     last_error = Some(err.to_string());
+                    unknown_to_all = false;
                 }
             }
         }
@@ -342,7 +348,12 @@ async fn fetch(target: &Target, candidates: &[Arc<Endpoint>], deadline: Duration
         // only delay the container's events.
         let all_down = candidates.iter().all(|e| e.degraded.load(Relaxed));
         if all_down || started.elapsed() + backoff > deadline {
-            return MetaState::Unavailable(last_error.unwrap_or_else(|| "no answer".into()));
+            let why = last_error.unwrap_or_else(|| "no answer".into());
+            return if unknown_to_all {
+                MetaState::Unknown(why)
+            } else {
+                MetaState::Unavailable(why)
+            };
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_millis(250));

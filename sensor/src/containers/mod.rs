@@ -41,6 +41,8 @@ pub struct Container {
     pub pod_uid: Option<String>,
     /// containerd namespace (`ctr`/nerdctl containers under the cgroupfs layout).
     pub namespace: Option<String>,
+    /// A container only if its runtime knows it (`Identity::inferred`).
+    pub inferred: bool,
     /// Kernel boot-clock time of the cgroup's creation; `None` for containers found at startup.
     pub created_ns: Option<u64>,
     /// Metadata as the enricher fills it in.
@@ -60,6 +62,7 @@ impl Container {
             runtime: identity.runtime,
             pod_uid: identity.pod_uid,
             namespace: identity.namespace,
+            inferred: identity.inferred,
             created_ns,
             meta: Arc::new(meta),
             announced: AtomicBool::new(false),
@@ -307,7 +310,10 @@ impl Registry {
     /// Fetches again every container whose metadata is unavailable (a runtime came back).
     pub fn refetch_unavailable(&self) {
         for c in self.containers() {
-            if matches!(*c.meta.borrow(), MetaState::Unavailable(_)) {
+            if matches!(
+                *c.meta.borrow(),
+                MetaState::Unavailable(_) | MetaState::Unknown(_)
+            ) {
                 self.refetch(c);
             }
         }
@@ -329,6 +335,19 @@ impl Registry {
             return existing.container.clone();
         }
         self.insert(id, path, Some(created_ns), maker)
+    }
+
+    /// Cgroup `id` is no container after all (an inferred one its runtime does not know): it
+    /// and its sub-cgroups are the host's. Returns whether it was a container.
+    pub fn disown(&mut self, id: u64) -> bool {
+        let mut was = false;
+        for entry in self.by_cgroup.values_mut() {
+            if entry.container.as_ref().is_some_and(|c| c.cgroup_id == id) {
+                entry.container = None;
+                was = true;
+            }
+        }
+        was
     }
 
     /// A cgroup went away; returns its container when it was that container's own.
@@ -387,6 +406,7 @@ impl Registry {
                     id: id.clone(),
                     pod_uid: metadata.pod.as_ref().map(|p| p.uid.clone()),
                     namespace: None,
+                    inferred: false,
                 };
                 let container = Arc::new(Container::new(cgroup_id, identity, None));
                 container.meta.send_replace(MetaState::Ready {

@@ -644,6 +644,24 @@ impl<S: Sink> Pipeline<S> {
     /// A metadata fetch finished: install the container's rules, announce it, release its
     /// held events.
     pub fn fetched(&mut self, cgroup_id: u64) -> io::Result<()> {
+        if let Some(c) = self.registry.container(cgroup_id).cloned()
+            && c.inferred
+            && let MetaState::Unknown(why) = &*c.meta.borrow()
+            && self.registry.disown(cgroup_id)
+        {
+            // A host cgroup that only looked like a container's (`/<parent>/<64 hex>`): the
+            // host's again, and so are its events held meanwhile.
+            log::info!(
+                "cgroup {} ({}) is no container: {why}; it is the host's",
+                cgroup_id,
+                self.registry.path(cgroup_id).unwrap_or("?")
+            );
+            if let Some(engine) = &mut self.engine {
+                engine.container_gone(cgroup_id);
+            }
+            self.update_container_gauge();
+            return self.release(cgroup_id);
+        }
         if let Some(c) = self.registry.container(cgroup_id).cloned() {
             if let Some(engine) = &mut self.engine {
                 let metadata = c.metadata();
@@ -790,7 +808,9 @@ impl<S: Sink> Pipeline<S> {
                     .map(|created| ready_boot_ns.saturating_sub(created) as f64 / 1e6),
                 None,
             ),
-            (MetaState::Unavailable(why), "start") => (None, Some(why.as_str())),
+            (MetaState::Unavailable(why) | MetaState::Unknown(why), "start") => {
+                (None, Some(why.as_str()))
+            }
             (MetaState::Pending, "start") => (None, Some("metadata still pending")),
             _ => (None, None),
         };
