@@ -279,6 +279,20 @@ impl Drop for Dnat {
 /// receiving container judges the flow by its source and drops it.
 #[test]
 fn a_flow_rewritten_to_another_segment_is_dropped_where_it_arrives() {
+    rewritten_flow_is_dropped_where_it_arrives(false);
+}
+
+/// The same, with the receiving server in a sub-cgroup of its container (as systemd inside a
+/// container puts its services): its listening socket's cgroup has no entry of its own, and
+/// the flow is judged through its container's.
+#[test]
+fn a_flow_to_a_server_in_a_containers_sub_cgroup_is_judged_as_that_containers() {
+    rewritten_flow_is_dropped_where_it_arrives(true);
+}
+
+/// `db` serves on 5432, in its own cgroup or (`in_sub_cgroup`) in a sub-cgroup of it the host
+/// made and moved the server into before it made its socket.
+fn rewritten_flow_is_dropped_where_it_arrives(in_sub_cgroup: bool) {
     use integration_tests::net::{DockerNetwork, container_addrs};
     require_docker();
     let _serial = serial();
@@ -307,15 +321,31 @@ fn a_flow_rewritten_to_another_segment_is_dropped_where_it_arrives() {
         format!("{tier}-db"),
         format!("{tier}-db2"),
     );
+    // The server waits for /tmp/go before it makes its socket.
+    let server = "while [ ! -e /tmp/go ]; do sleep 0.1; done; exec /usr/local/bin/workload tcp-server 5432 ::";
     let _guards = [
         run(&web, &tier, &["sleep", "300"]),
-        run(
-            &db,
-            &format!("db-{tier}"),
-            &["/usr/local/bin/workload", "tcp-server", "5432", "::"],
-        ),
+        run(&db, &format!("db-{tier}"), &["sh", "-c", server]),
         run(&db2, &format!("db-{tier}"), &["sleep", "300"]),
     ];
+    let _sub = in_sub_cgroup.then(|| {
+        use integration_tests::{cgroup_dir_of, container_pid};
+        let pid = container_pid(&db);
+        let sub = cgroup_dir_of(pid).join("server");
+        std::fs::create_dir(&sub).expect("a sub-cgroup of db");
+        std::fs::write(sub.join("cgroup.procs"), pid.to_string()).expect("moving db's server");
+        assert_eq!(cgroup_dir_of(pid), sub, "db's server is in the sub-cgroup");
+        // Dropped before `_guards`: db goes first, then its sub-cgroup, if still there.
+        struct Remove(String, std::path::PathBuf);
+        impl Drop for Remove {
+            fn drop(&mut self) {
+                let _ = integration_tests::docker_output(&["rm", "-f", &self.0]);
+                let _ = std::fs::remove_dir(&self.1);
+            }
+        }
+        Remove(db.clone(), sub)
+    });
+    integration_tests::docker(&["exec", &db, "touch", "/tmp/go"]);
     let (db_ip, _) = container_addrs(&db, &net.name);
     let (web_ip, _) = container_addrs(&web, &net.name);
     // A service address outside the network's subnet: routed through the host, rewritten there.
