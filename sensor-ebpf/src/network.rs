@@ -835,15 +835,9 @@ fn socket_owner(ctx: &SkBuffContext) -> u64 {
     if crate::policy::has_entry(id) {
         return id;
     }
-    for level in 1..=sensor_common::cgroup::MAX_CONTAINER_LEVEL {
-        // SAFETY: as above; 0 past the socket cgroup's own level.
-        let ancestor = unsafe { aya_ebpf::helpers::bpf_skb_ancestor_cgroup_id(skb, level as i32) };
-        if ancestor == 0 || ancestor == id {
-            break;
-        }
-        if crate::policy::has_entry(ancestor) {
-            return ancestor;
-        }
-    }
-    id
+    // SAFETY: as above; 0 past the socket cgroup's own level.
+    crate::policy::outermost_with_entry(id, |level| unsafe {
+        aya_ebpf::helpers::bpf_skb_ancestor_cgroup_id(skb, level as i32)
+    })
+    .unwrap_or(id)
 }

@@ -57,17 +57,28 @@ pub extern "C" fn policy_owner_sock() -> i64 {
     if has_entry(id) || is_sensor() {
         return id as i64;
     }
+    // SAFETY: as above; 0 past the task's own level.
+    outermost_with_entry(id, |level| unsafe {
+        bpf_get_current_ancestor_cgroup_id(level as i32)
+    })
+    .unwrap_or(id) as i64
+}
+
+/// The outermost ancestor of cgroup `id` with an entry, where `ancestor(level)` is its
+/// ancestor at `level` (1..=`MAX_CONTAINER_LEVEL`, root's children at 1): 0, or `id` itself,
+/// once past its parent's level. Every way of finding a cgroup's owner walks through here.
+#[inline(always)]
+pub fn outermost_with_entry(id: u64, ancestor: impl Fn(u32) -> u64) -> Option<u64> {
     for level in 1..=MAX_CONTAINER_LEVEL {
-        // SAFETY: as above; 0 past the task's own level.
-        let ancestor = unsafe { bpf_get_current_ancestor_cgroup_id(level as i32) };
-        if ancestor == 0 || ancestor == id {
+        let at = ancestor(level);
+        if at == 0 || at == id {
             break;
         }
-        if has_entry(ancestor) {
-            return ancestor as i64;
+        if has_entry(at) {
+            return Some(at);
         }
     }
-    id as i64
+    None
 }
 
 /// Whether the current task is the sensor's (never judged: its own many `bpf()` calls at a
@@ -114,9 +125,9 @@ fn ancestor_owner(cgrp: *const u8, offsets: &KernelOffsets) -> Option<u64> {
     if offsets.cgroup_ancestors == 0 {
         return None;
     }
-    for at in 1..=MAX_CONTAINER_LEVEL {
+    outermost_with_entry(0, |at| {
         if at as i32 >= level {
-            break;
+            return 0;
         }
         // Ids before 6.1, pointers since.
         let slot = read_field::<u64>(cgrp, offsets.cgroup_ancestors + at * 8);
@@ -125,13 +136,8 @@ fn ancestor_owner(cgrp: *const u8, offsets: &KernelOffsets) -> Option<u64> {
         } else {
             slot.and_then(|a| cgroup_id(a as *const u8, offsets))
         };
-        if let Some(ancestor) = ancestor
-            && has_entry(ancestor)
-        {
-            return Some(ancestor);
-        }
-    }
-    None
+        ancestor.unwrap_or(0)
+    })
 }
 
 /// The active policy for one event.

@@ -85,6 +85,10 @@ pub const TESTS: &[(&str, KernelTest)] = &[
         "a_container_cgroup_is_judged_from_its_creation",
         a_container_cgroup_is_judged_from_its_creation,
     ),
+    (
+        "a_containers_sub_cgroups_are_judged_by_its_rules",
+        a_containers_sub_cgroups_are_judged_by_its_rules,
+    ),
 ];
 
 /// Marker lines around the probe JSON on a guest console, for the host to collect.
@@ -796,6 +800,68 @@ pub fn a_container_cgroup_is_judged_from_its_creation() -> Outcome {
     let out = Command::new("/bin/echo").arg(&tag).output().unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&tag));
     drop(cg);
+    let _ = fs::remove_file(&policy);
+    Outcome::Pass
+}
+
+/// A container's sub-cgroups have no entry of their own: they are judged through its own, the
+/// kernel walking the sub-cgroup's ancestors (ids before 6.1, pointers since). A process moved
+/// into one three levels down is killed by the container's rule; so is one that was in a
+/// sub-cgroup before the sensor started (no identity of its own: judged by its cgroup alone).
+pub fn a_containers_sub_cgroups_are_judged_by_its_rules() -> Outcome {
+    use std::os::unix::process::ExitStatusExt;
+    let tag = unique("subcg");
+    let id = hex64(&tag);
+    let early = TestCgroup::create(&format!("/docker/{id}/early"));
+    let go = std::env::temp_dir().join(&tag);
+    let mut waiting = Command::new("/bin/sh")
+        .args([
+            "-c",
+            &format!(
+                "echo $$ > {}/cgroup.procs && while [ ! -e {} ]; do sleep 0.1; done; exec /bin/echo {tag}",
+                early.path().display(),
+                go.display()
+            ),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sh");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fs::read_to_string(early.path().join("cgroup.procs"))
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "the shell moved into {}", early.rel);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (mut sensor, policy) = echo_policy_sensor("kill");
+    sensor.wait_for(Duration::from_secs(30), "the container's start line", |v| {
+        v["kind"] == "container" && v["container"]["id"] == id.as_str()
+    });
+    let deep = TestCgroup::create(&format!("/docker/{id}/a/b/c"));
+    let (status, stdout) = deep.exec("/bin/echo", &tag);
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "moved into a sub-cgroup three levels down: {status:?} {stdout:?}"
+    );
+    fs::write(&go, "").unwrap();
+    let status = waiting.wait().expect("the waiting shell");
+    let _ = fs::remove_file(&go);
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "in a sub-cgroup since before the sensor started: {status:?}"
+    );
+    let line = exec_line(&mut sensor, &tag);
+    assert_eq!(line["rule"], "no-echo", "{line}");
+    assert_eq!(line["container"]["id"], id.as_str(), "{line}");
+    // The host is no container.
+    let out = Command::new("/bin/echo").arg(&tag).output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&tag));
+    drop(deep);
+    drop(early);
     let _ = fs::remove_file(&policy);
     Outcome::Pass
 }

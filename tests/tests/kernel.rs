@@ -54,4 +54,5 @@ kernel_tests!(
     the_sensors_process_is_guarded,
     segmented_containers_cannot_go_around_the_hooks,
     a_container_cgroup_is_judged_from_its_creation,
+    a_containers_sub_cgroups_are_judged_by_its_rules,
 );
