@@ -832,7 +832,11 @@ pub fn a_containers_sub_cgroups_are_judged_by_its_rules() -> Outcome {
         .trim()
         .is_empty()
     {
-        assert!(std::time::Instant::now() < deadline, "the shell moved into {}", early.rel);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shell moved into {}",
+            early.rel
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let (mut sensor, policy) = echo_policy_sensor("kill");
