@@ -644,9 +644,16 @@ impl<S: Sink> Pipeline<S> {
     /// A metadata fetch finished: install the container's rules, announce it, release its
     /// held events.
     pub fn fetched(&mut self, cgroup_id: u64) -> io::Result<()> {
-        if let Some(c) = self.registry.container(cgroup_id).cloned()
-            && c.inferred
-            && let MetaState::Unknown(why) = &*c.meta.borrow()
+        // Why no runtime knows an inferred container (the borrow ends here).
+        let unknown = self
+            .registry
+            .container(cgroup_id)
+            .filter(|c| c.inferred)
+            .and_then(|c| match &*c.meta.borrow() {
+                MetaState::Unknown(why) => Some(why.clone()),
+                _ => None,
+            });
+        if let Some(why) = unknown
             && self.registry.disown(cgroup_id)
         {
             // A host cgroup that only looked like a container's (`/<parent>/<64 hex>`): the
