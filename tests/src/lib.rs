@@ -134,7 +134,6 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Removes a container when dropped, so a failing test does not leave it running.
 /// Removes, when dropped, the cgroup directory `0` (a path below the hierarchies' roots, such
 /// as a `--cgroup-parent`) in every mounted cgroup hierarchy: dockerd leaves a parent behind.
 pub struct CgroupParentGuard(pub String);
@@ -150,6 +149,7 @@ impl Drop for CgroupParentGuard {
     }
 }
 
+/// Removes a container when dropped, so a failing test does not leave it running.
 pub struct ContainerGuard(pub String);
 
 impl Drop for ContainerGuard {

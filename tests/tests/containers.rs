@@ -408,6 +408,13 @@ fn the_startup_walk_finds_a_container_with_a_custom_cgroup_parent() {
         "60",
     ]);
     let mut sensor = Sensor::start(&[]);
+    assert!(
+        !sensor
+            .stderr()
+            .contains("found through its runtime's listing"),
+        "the walk found it, not Docker's listing: {}",
+        sensor.stderr()
+    );
     docker(&["exec", &name, "/bin/ls"]);
     let line = exec_of(&mut sensor, &id, "/bin/ls");
     assert_eq!(line["container"]["name"], name.as_str(), "{line}");

@@ -72,11 +72,25 @@ impl Client {
         }
     }
 
-    /// Metadata of container `id`; `None` when this runtime does not know it.
-    pub async fn metadata(&self, id: &str) -> Result<Option<Metadata>, ClientError> {
+    /// What this runtime says of container `id`.
+    pub async fn metadata(&self, id: &str) -> Result<Lookup, ClientError> {
         match self {
             Self::Docker(c) => c.metadata(id).await,
-            Self::Cri(c) => c.metadata(id).await,
+            Self::Cri(c) => Ok(match c.metadata(id).await? {
+                Some(metadata) => Lookup::Found(metadata),
+                None => Lookup::Unknown,
+            }),
         }
     }
+}
+
+/// A runtime's answer about one container.
+#[derive(Debug)]
+pub enum Lookup {
+    Found(Metadata),
+    /// It does not know the container.
+    Unknown,
+    /// It cannot say now (Podman answers 500 while a container it is starting or cleaning up
+    /// is locked): asked again, and never taken for "unknown".
+    Busy,
 }

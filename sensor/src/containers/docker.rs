@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::{
     Runtime,
-    client::ClientError,
+    client::{ClientError, Lookup},
     metadata::{Metadata, Mount, Network},
 };
 use crate::http::UnixHttp;
@@ -113,21 +113,24 @@ impl DockerClient {
             .unwrap_or_default())
     }
 
-    /// `GET /containers/{id}/json`, parsed; `None` on 404, and on a server error for this
-    /// one container (Podman answers 500 while a container it is starting or cleaning up is
-    /// locked): the API is up, the container not known yet, and the fetch retries.
-    pub async fn metadata(&self, id: &str) -> Result<Option<Metadata>, ClientError> {
+    /// `GET /containers/{id}/json`, parsed: unknown on 404, and when the container that
+    /// answers is another (the API also resolves names and id prefixes: a cgroup's id is a
+    /// whole id); busy on a server error for this one container (Podman answers 500 while a
+    /// container it is starting or cleaning up is locked): the API is up, and the fetch
+    /// retries.
+    pub async fn metadata(&self, id: &str) -> Result<Lookup, ClientError> {
         let (status, v) = self
             .http
             .get_json(&format!("/containers/{id}/json"))
             .await?;
         match status {
-            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::NOT_FOUND => Ok(Lookup::Unknown),
             s if s.is_server_error() => {
                 log::debug!("GET /containers/{id}/json: {s}; asking again");
-                Ok(None)
+                Ok(Lookup::Busy)
             }
-            s if s.is_success() => Ok(Some(metadata_from_inspect(&v))),
+            s if s.is_success() && v["Id"].as_str() != Some(id) => Ok(Lookup::Unknown),
+            s if s.is_success() => Ok(Lookup::Found(metadata_from_inspect(&v))),
             s => Err(self
                 .http
                 .protocol(format!("GET /containers/{id}/json: {s}"))),

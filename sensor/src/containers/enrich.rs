@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{
     Runtime,
-    client::{Client, ClientError},
+    client::{Client, ClientError, Lookup},
     cri::CriClient,
     docker::DockerClient,
     metadata::Metadata,
@@ -122,6 +122,9 @@ pub struct Target {
     pub runtime: Runtime,
     /// containerd namespace of `ctr` containers: the CRI service only knows `k8s.io`.
     pub namespace: Option<String>,
+    /// Only its id's form says it is a container (`Identity::inferred`): a runtime that is not
+    /// there does not know it.
+    pub inferred: bool,
 }
 
 impl Enricher {
@@ -295,13 +298,18 @@ impl Enricher {
 /// moment after the cgroup appears, so "unknown" is retried with backoff until `deadline`.
 async fn fetch(target: &Target, candidates: &[Arc<Endpoint>], deadline: Duration) -> MetaState {
     if candidates.is_empty() {
-        return MetaState::Unavailable(match &target.namespace {
+        let why = match &target.namespace {
             Some(ns) => format!(
                 "no metadata API for {} namespace {ns}",
                 target.runtime.as_str()
             ),
             None => format!("no {} socket configured", target.runtime.as_str()),
-        });
+        };
+        return if target.inferred {
+            MetaState::Unknown(why)
+        } else {
+            MetaState::Unavailable(why)
+        };
     }
     let started = Instant::now();
     let mut backoff = Duration::from_millis(20);
@@ -311,31 +319,43 @@ async fn fetch(target: &Target, candidates: &[Arc<Endpoint>], deadline: Duration
         let mut unknown_to_all = true;
         for e in candidates {
             if !e.client.socket().exists() {
-                // A container of this runtime exists, so its API should too.
                 let err = ClientError::Connect {
                     socket: e.client.socket().to_owned(),
                     source: std::io::ErrorKind::NotFound.into(),
                 };
-                e.failed(&err);
                 last_error = Some(err.to_string());
-                unknown_to_all = false;
+                // A runtime that is not installed knows no inferred container; one a named
+                // container's cgroup says exists should have its API too.
+                if !target.inferred {
+                    e.failed(&err);
+                    unknown_to_all = false;
+                }
                 continue;
             }
             match e.client.metadata(&target.id).await {
-                Ok(Some(metadata)) => {
+                Ok(Lookup::Found(metadata)) => {
                     e.succeeded();
                     return MetaState::Ready {
                         metadata: Arc::new(metadata),
                         ready_boot_ns: crate::output::time::boottime_ns(),
                     };
                 }
-                Ok(None) => {
+                Ok(Lookup::Unknown) => {
                     e.succeeded();
                     last_error = Some(format!(
                         "{} does not know container {}",
                         e.name(),
                         target.id
                     ));
+                }
+                Ok(Lookup::Busy) => {
+                    e.succeeded();
+                    last_error = Some(format!(
+                        "{} could not say what container {} is",
+                        e.name(),
+                        target.id
+                    ));
+                    unknown_to_all = false;
                 }
                 Err(err) => {
                     e.failed(&err);

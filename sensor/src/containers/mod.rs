@@ -75,6 +75,7 @@ impl Container {
             id: self.id.clone(),
             runtime: self.runtime,
             namespace: self.namespace.clone(),
+            inferred: self.inferred,
         }
     }
 
@@ -337,6 +338,19 @@ impl Registry {
         self.insert(id, path, Some(created_ns), maker)
     }
 
+    /// Whether live process `pid` is outside cgroup `id` and its sub-cgroups (everywhere is,
+    /// once the cgroup is gone); `false` for a process that is gone.
+    pub fn process_outside(&self, pid: u32, id: u64) -> bool {
+        let Some(path) = cgroupfs::v2_path_of_pid(pid) else {
+            return false;
+        };
+        let Some(own) = cgroupfs::path_of_id(&self.root, id) else {
+            return true;
+        };
+        let own = own.trim_end_matches('/');
+        !(path == own || path.starts_with(&format!("{own}/")))
+    }
+
     /// Cgroup `id` is no container after all (an inferred one its runtime does not know): it
     /// and its sub-cgroups are the host's. Returns whether it was a container.
     pub fn disown(&mut self, id: u64) -> bool {
@@ -390,7 +404,8 @@ impl Registry {
                 continue;
             };
             for id in ids.into_iter().filter(|id| !known.contains(id)) {
-                let Ok(Some(metadata)) = endpoint.client.metadata(&id).await else {
+                let Ok(client::Lookup::Found(metadata)) = endpoint.client.metadata(&id).await
+                else {
                     continue;
                 };
                 let Some(path) = metadata.pid.and_then(cgroupfs::v2_path_of_pid) else {

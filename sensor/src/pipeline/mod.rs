@@ -653,7 +653,23 @@ impl<S: Sink> Pipeline<S> {
                 MetaState::Unknown(why) => Some(why.clone()),
                 _ => None,
             });
+        // Unless processes identified as its own live outside it (moved out, `escape`), or
+        // it is gone: a container Docker removed already (`--rm`) whose processes must not
+        // become the host's. A host cgroup's processes are all inside it.
+        let kept = unknown.is_some()
+            && self.engine.as_ref().is_some_and(|engine| {
+                engine
+                    .processes_of(cgroup_id)
+                    .iter()
+                    .any(|pid| self.registry.process_outside(*pid, cgroup_id))
+            });
+        if kept {
+            log::warn!(
+                "cgroup {cgroup_id}: no runtime knows it, but processes identified as its container's live outside it: kept as a container, judged by every rule"
+            );
+        }
         if let Some(why) = unknown
+            && !kept
             && self.registry.disown(cgroup_id)
         {
             // A host cgroup that only looked like a container's (`/<parent>/<64 hex>`): the

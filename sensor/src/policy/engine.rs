@@ -290,6 +290,11 @@ impl Engine {
         self.installer.identities()
     }
 
+    /// The processes the kernel identifies as cgroup `cgroup`'s (its container's).
+    pub fn processes_of(&self, cgroup: u64) -> Vec<u32> {
+        self.installer.processes_of(cgroup)
+    }
+
     /// Cgroups with a kernel entry the daemon does not know (yet): the kernel made them
     /// containers at their creation, by their name or their parent's entry.
     pub fn untracked(&self) -> Vec<u64> {

@@ -178,6 +178,16 @@ impl Installer {
             .collect()
     }
 
+    /// The processes (`PROC_IDENTITY`) identified as cgroup `cgroup`'s.
+    pub fn processes_of(&self, cgroup: u64) -> Vec<u32> {
+        self.identities
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, c)| *c == cgroup)
+            .map(|(pid, _)| pid)
+            .collect()
+    }
+
     pub fn remove_cgroup(&mut self, cgroup: u64) {
         let _ = self.cgroups.remove(&cgroup);
     }
