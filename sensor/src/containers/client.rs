@@ -77,7 +77,7 @@ impl Client {
         match self {
             Self::Docker(c) => c.metadata(id).await,
             Self::Cri(c) => Ok(match c.metadata(id).await? {
-                Some(metadata) => Lookup::Found(metadata),
+                Some(metadata) => Lookup::Found(Box::new(metadata)),
                 None => Lookup::Unknown,
             }),
         }
@@ -87,7 +87,7 @@ impl Client {
 /// A runtime's answer about one container.
 #[derive(Debug)]
 pub enum Lookup {
-    Found(Metadata),
+    Found(Box<Metadata>),
     /// It does not know the container.
     Unknown,
     /// It cannot say now (Podman answers 500 while a container it is starting or cleaning up

@@ -130,7 +130,7 @@ impl DockerClient {
                 Ok(Lookup::Busy)
             }
             s if s.is_success() && v["Id"].as_str() != Some(id) => Ok(Lookup::Unknown),
-            s if s.is_success() => Ok(Lookup::Found(metadata_from_inspect(&v))),
+            s if s.is_success() => Ok(Lookup::Found(Box::new(metadata_from_inspect(&v)))),
             s => Err(self
                 .http
                 .protocol(format!("GET /containers/{id}/json: {s}"))),

@@ -336,7 +336,7 @@ async fn fetch(target: &Target, candidates: &[Arc<Endpoint>], deadline: Duration
                 Ok(Lookup::Found(metadata)) => {
                     e.succeeded();
                     return MetaState::Ready {
-                        metadata: Arc::new(metadata),
+                        metadata: Arc::new(*metadata),
                         ready_boot_ns: crate::output::time::boottime_ns(),
                     };
                 }

@@ -425,7 +425,7 @@ impl Registry {
                 };
                 let container = Arc::new(Container::new(cgroup_id, identity, None));
                 container.meta.send_replace(MetaState::Ready {
-                    metadata: Arc::new(metadata),
+                    metadata: Arc::new(*metadata),
                     ready_boot_ns: crate::output::time::boottime_ns(),
                 });
                 self.by_cgroup.insert(
