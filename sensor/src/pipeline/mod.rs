@@ -656,10 +656,22 @@ impl<S: Sink> Pipeline<S> {
         // Unless processes identified as its own live outside it (moved out, `escape`), or
         // it is gone: a container Docker removed already (`--rm`) whose processes must not
         // become the host's. A host cgroup's processes are all inside it.
+        // The processes as they were no earlier than the cgroup's creation, and a quarter of
+        // a second at most: thousands of cgroups named like containers that a privileged
+        // container made before the sensor started (no creation time) share one walk of
+        // `PROC_IDENTITY`.
+        let age = self
+            .registry
+            .container(cgroup_id)
+            .and_then(|c| c.created_ns)
+            .map_or(u64::MAX, |t| {
+                crate::output::time::boottime_ns().saturating_sub(t)
+            });
+        let max_age = Duration::from_nanos(age).min(Duration::from_millis(250));
         let kept = unknown.is_some()
-            && self.engine.as_ref().is_some_and(|engine| {
+            && self.engine.as_mut().is_some_and(|engine| {
                 engine
-                    .processes_of(cgroup_id)
+                    .processes_of(cgroup_id, max_age)
                     .iter()
                     .any(|pid| self.registry.process_outside(*pid, cgroup_id))
             });

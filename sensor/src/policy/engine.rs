@@ -290,9 +290,10 @@ impl Engine {
         self.installer.identities()
     }
 
-    /// The processes the kernel identifies as cgroup `cgroup`'s (its container's).
-    pub fn processes_of(&self, cgroup: u64) -> Vec<u32> {
-        self.installer.processes_of(cgroup)
+    /// The processes the kernel identifies as cgroup `cgroup`'s (its container's), as they
+    /// were at most `max_age` ago.
+    pub fn processes_of(&mut self, cgroup: u64, max_age: std::time::Duration) -> Vec<u32> {
+        self.installer.processes_of(cgroup, max_age)
     }
 
     /// Cgroups with a kernel entry the daemon does not know (yet): the kernel made them

@@ -44,6 +44,8 @@ pub struct Installer {
     process: HashMap<MapData, u32, ProcessRuleset>,
     /// `PROC_IDENTITY`, read only: tgid → the cgroup of its container.
     identities: HashMap<MapData, u32, u64>,
+    /// `PROC_IDENTITY` grouped by container, and when it was read (`processes_of`).
+    by_container: Option<(std::time::Instant, std::collections::HashMap<u64, Vec<u32>>)>,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = MapError>>(
@@ -71,6 +73,7 @@ impl Installer {
             syscalls: take(ebpf, "SYSCALL_RULES")?,
             process: take(ebpf, "PROCESS_RULESETS")?,
             identities: take(ebpf, "PROC_IDENTITY")?,
+            by_container: None,
         })
     }
 
@@ -178,14 +181,25 @@ impl Installer {
             .collect()
     }
 
-    /// The processes (`PROC_IDENTITY`) identified as cgroup `cgroup`'s.
-    pub fn processes_of(&self, cgroup: u64) -> Vec<u32> {
-        self.identities
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|(_, c)| *c == cgroup)
-            .map(|(pid, _)| pid)
-            .collect()
+    /// The processes (`PROC_IDENTITY`) identified as cgroup `cgroup`'s, as the map was at
+    /// most `max_age` ago: callers asking of many cgroups at once share one walk of the map
+    /// (up to 262,144 entries).
+    pub fn processes_of(&mut self, cgroup: u64, max_age: std::time::Duration) -> Vec<u32> {
+        let fresh = self
+            .by_container
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < max_age);
+        if !fresh {
+            let mut grouped = std::collections::HashMap::<u64, Vec<u32>>::new();
+            for (pid, c) in self.identities.iter().filter_map(Result::ok) {
+                grouped.entry(c).or_default().push(pid);
+            }
+            self.by_container = Some((std::time::Instant::now(), grouped));
+        }
+        self.by_container
+            .as_ref()
+            .and_then(|(_, grouped)| grouped.get(&cgroup).cloned())
+            .unwrap_or_default()
     }
 
     pub fn remove_cgroup(&mut self, cgroup: u64) {
