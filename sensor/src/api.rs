@@ -5,17 +5,22 @@
 
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
-use hyper::StatusCode;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{
+    Method, Response, StatusCode,
+    body::Incoming,
+    header::{CONTENT_TYPE, HeaderValue},
+    service::service_fn,
+};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::{TcpListener, UnixListener},
     sync::{mpsc, oneshot},
 };
 
-use crate::{
-    http::{read_request_path, respond},
-    metrics::Metrics,
-};
+use crate::metrics::Metrics;
 
 /// A question for the pipeline's task.
 pub enum Request {
@@ -29,21 +34,47 @@ struct Handler {
     requests: mpsc::Sender<Request>,
 }
 
+/// How long a client may take to send its request's head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn response(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(CONTENT_TYPE, value);
+    }
+    response
+}
+
 impl Handler {
-    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, mut stream: S) {
-        let Some(path) = read_request_path(&mut stream).await else {
-            return;
-        };
-        match path.as_str() {
-            "/metrics" => {
-                respond(
-                    &mut stream,
-                    StatusCode::OK,
-                    "text/plain; version=0.0.4",
-                    &self.metrics.render(),
-                )
-                .await
-            }
+    /// Serves one connection with hyper's HTTP/1 server.
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(self, stream: S) {
+        let service = service_fn(move |request: hyper::Request<Incoming>| {
+            let handler = self.clone();
+            async move { Ok::<_, std::convert::Infallible>(handler.answer(request).await) }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEAD_TIMEOUT)
+            .keep_alive(false)
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    }
+
+    async fn answer(&self, request: hyper::Request<Incoming>) -> Response<Full<Bytes>> {
+        if request.method() != Method::GET {
+            return response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                "only GET\n".into(),
+            );
+        }
+        match request.uri().path() {
+            "/metrics" => response(
+                StatusCode::OK,
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                self.metrics.render(),
+            ),
             "/containers" => {
                 let (tx, rx) = oneshot::channel();
                 let answer = match self.requests.send(Request::Containers(tx)).await {
@@ -54,29 +85,19 @@ impl Handler {
                     Err(_) => None,
                 };
                 match answer {
-                    Some(body) => {
-                        respond(&mut stream, StatusCode::OK, "application/json", &body).await
-                    }
-                    None => {
-                        respond(
-                            &mut stream,
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "text/plain",
-                            "busy\n",
-                        )
-                        .await
-                    }
+                    Some(body) => response(StatusCode::OK, "application/json", body),
+                    None => response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain",
+                        "busy\n".into(),
+                    ),
                 }
             }
-            _ => {
-                respond(
-                    &mut stream,
-                    StatusCode::NOT_FOUND,
-                    "text/plain",
-                    "try /metrics or /containers\n",
-                )
-                .await
-            }
+            _ => response(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "try /metrics or /containers\n".into(),
+            ),
         }
     }
 }

@@ -204,7 +204,13 @@ async fn run_async(
         opts.runtime_timeout,
         opts.metadata_wait,
     ));
-    let _ = metrics.runtimes.set(enricher.endpoints.clone());
+    let _ = metrics.runtimes.set(
+        enricher
+            .endpoints
+            .iter()
+            .map(|e| e.health.clone())
+            .collect(),
+    );
     enricher.announce().await;
     let (restored_tx, mut restored_rx) = mpsc::unbounded_channel();
     enricher.spawn_health_checks(restored_tx);

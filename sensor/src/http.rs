@@ -1,6 +1,6 @@
-//! Minimal HTTP/1.1 over unix sockets and TCP: a client (runtime APIs, `sensor containers`) and a
-//! server for the daemon's own endpoints (`/metrics`, `/containers`). Every step is bounded by a
-//! timeout so that a peer that hangs costs at most that long.
+//! An HTTP/1.1 client over unix sockets (runtime APIs, `sensor containers`), on hyper. Every step
+//! is bounded by a timeout so that a peer that hangs costs at most that long. The daemon's own
+//! endpoints are served by `api`.
 
 use std::{
     path::{Path, PathBuf},
@@ -12,10 +12,7 @@ use http_body_util::{BodyExt as _, Empty};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::{
-    io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
-    net::UnixStream,
-};
+use tokio::net::UnixStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -137,39 +134,4 @@ impl UnixHttp {
         }
         Ok(response.into_body())
     }
-}
-
-/// Reads a request up to the end of its headers (at most 8 KiB, 5 s) and returns its path.
-pub async fn read_request_path<S: AsyncRead + Unpin>(stream: &mut S) -> Option<String> {
-    let mut buf = Vec::with_capacity(1024);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
-        let mut chunk = [0u8; 1024];
-        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let head = String::from_utf8_lossy(&buf);
-    let mut parts = head.split_whitespace();
-    (parts.next() == Some("GET")).then(|| parts.next().map(str::to_owned))?
-}
-
-/// Writes a complete response and closes the write side.
-pub async fn respond<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    status: StatusCode,
-    content_type: &str,
-    body: &str,
-) {
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
 }

@@ -131,18 +131,43 @@ fn probe_reports_what_this_kernel_allows() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("enforcement on this kernel"));
 }
 
+/// `/metrics` is served in the Prometheus text format, and a rule name holding a newline, a
+/// quote and a backslash (a policy author's text) cannot break it: `promtool check metrics`
+/// (Debian's `prometheus`, installed by setup) parses the whole exposition.
 #[test]
 fn metrics_are_served() {
     let _serial = integration_tests::serial();
-    let mut sensor = Sensor::start(&["--metrics-addr", "127.0.0.1:0"]);
+    let dir = std::env::temp_dir().join(integration_tests::unique("metrics"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.yaml");
+    // In YAML's double quotes: a newline, a quote, a backslash, and a forged sample.
+    std::fs::write(
+        &policy,
+        "version: 1\nmode: audit\nrules:\n  - name: \"evil\\n# TYPE forged counter\\nforged_total 1\\n\\\"} \\\\\"\n    \
+         containers: { host: true }\n    exec: { deny: [\"/bin/true\"] }\n    action: kill\n",
+    )
+    .unwrap();
+    let mut sensor = Sensor::start(&[
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--policy",
+        policy.to_str().unwrap(),
+    ]);
     let addr = sensor.ready["metrics"]
         .as_str()
         .expect("ready line names the metrics address")
         .to_owned();
     Command::new("/bin/true").status().unwrap();
-    sensor.wait_for(Duration::from_secs(10), "any exec", |v| v["kind"] == "exec");
+    let verdict = sensor.wait_for(Duration::from_secs(10), "the audited exec", |v| {
+        v["kind"] == "exec" && v["rule"].as_str().is_some_and(|r| r.starts_with("evil"))
+    });
     let body = http_get(&addr, "/metrics");
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(
+        body.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{body}"
+    );
     assert!(
         body.contains("sensor_lost_events_total{kind=\"exec\"} 0"),
         "{body}"
@@ -151,4 +176,32 @@ fn metrics_are_served() {
         body.contains("sensor_events_total{kind=\"exec\"}"),
         "{body}"
     );
+    let exposition = body.split_once("\r\n\r\n").expect("a body").1;
+    assert!(
+        exposition.contains(
+            "sensor_policy_violations_total{rule=\"evil\\n# TYPE forged counter\\nforged_total 1\\n\\\"} \\\\\"} 1\n"
+        ),
+        "the rule {:?} escaped: {exposition}",
+        verdict["rule"]
+    );
+    assert!(
+        !exposition.lines().any(|l| l.starts_with("forged")),
+        "{exposition}"
+    );
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus; cargo xtask setup installs it)");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), exposition.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{exposition}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,6 +24,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "cpio",
     "debian-archive-keyring",
+    // promtool, which checks the sensor's /metrics in the tests.
+    "prometheus",
 ];
 
 /// bpf-linker release that links with this nightly's LLVM (see shared/ENVIRONMENT.md).

@@ -8,10 +8,7 @@
 
 use std::{
     path::PathBuf,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
-    },
+    sync::{Arc, atomic::Ordering::Relaxed},
     time::{Duration, Instant},
 };
 
@@ -24,6 +21,7 @@ use super::{
     docker::DockerClient,
     metadata::Metadata,
 };
+use crate::metrics::RuntimeHealth;
 
 /// Where metadata for a container stands.
 #[derive(Clone, Debug)]
@@ -63,20 +61,22 @@ impl Default for Sockets {
 /// One runtime API endpoint and its health.
 pub struct Endpoint {
     pub client: Client,
-    /// Set while calls fail; cleared by a successful call or health check.
-    pub degraded: AtomicBool,
-    pub errors: AtomicU64,
+    /// Whether calls fail, and how many did (exported by `/metrics`).
+    pub health: Arc<RuntimeHealth>,
     pub last_error: std::sync::Mutex<String>,
 }
 
 impl Endpoint {
     fn new(client: Client) -> Self {
         Self {
+            health: Arc::new(RuntimeHealth::new(client.runtime().as_str())),
             client,
-            degraded: AtomicBool::new(false),
-            errors: AtomicU64::new(0),
             last_error: std::sync::Mutex::new(String::new()),
         }
+    }
+
+    fn degraded(&self) -> bool {
+        self.health.degraded.load(Relaxed)
     }
 
     pub fn name(&self) -> &'static str {
@@ -84,10 +84,10 @@ impl Endpoint {
     }
 
     fn failed(&self, err: &ClientError) {
-        self.errors.fetch_add(1, Relaxed);
+        self.health.errors.fetch_add(1, Relaxed);
         let text = err.to_string();
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = text.clone();
-        if !self.degraded.swap(true, Relaxed) {
+        if !self.health.degraded.swap(true, Relaxed) {
             log::warn!(
                 "enrichment from {} degraded: {text}; events keep their container ids, retrying every {:?}",
                 self.name(),
@@ -97,7 +97,7 @@ impl Endpoint {
     }
 
     fn succeeded(&self) {
-        if self.degraded.swap(false, Relaxed) {
+        if self.health.degraded.swap(false, Relaxed) {
             log::info!(
                 "enrichment from {} at {} restored",
                 self.name(),
@@ -278,7 +278,7 @@ impl Enricher {
                 let mut tick = tokio::time::interval(HEALTH_INTERVAL);
                 loop {
                     tick.tick().await;
-                    if !e.degraded.load(Relaxed) {
+                    if !e.degraded() {
                         continue;
                     }
                     if e.client.version().await.is_ok() {
@@ -366,7 +366,7 @@ async fn fetch(target: &Target, candidates: &[Arc<Endpoint>], deadline: Duration
         }
         // While every runtime that could answer is down, one attempt is enough: waiting would
         // only delay the container's events.
-        let all_down = candidates.iter().all(|e| e.degraded.load(Relaxed));
+        let all_down = candidates.iter().all(|e| e.degraded());
         if all_down || started.elapsed() + backoff > deadline {
             let why = last_error.unwrap_or_else(|| "no answer".into());
             return if unknown_to_all {
