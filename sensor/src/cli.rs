@@ -227,7 +227,7 @@ fn policy_command(command: PolicyCommand) -> ExitCode {
             rules,
             containers,
             btf,
-        } => match crate::policy::bench::run(&btf, rules, containers) {
+        } => match crate::policy_bench::run(&btf, rules, containers) {
             Ok(r) => {
                 println!(
                     "{{\"rules\":{},\"containers\":{},\"rulesets\":{},\"parse_ms\":{:.1},\"compile_and_install_ms\":{:.1}}}",

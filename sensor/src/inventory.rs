@@ -9,11 +9,12 @@ use tokio::sync::mpsc;
 
 use crate::{
     containers::{
-        Registry, cgroupfs,
+        Container, Registry, cgroupfs,
         enrich::{Enricher, MetaState, Sockets},
     },
     http::UnixHttp,
     kernel::preflight,
+    output::ContainerView,
 };
 
 pub struct Options {
@@ -69,7 +70,26 @@ async fn scan(opts: &Options) -> anyhow::Result<Value> {
             tokio::time::timeout_at(deadline, rx.wait_for(|s| !matches!(s, MetaState::Pending)))
                 .await;
     }
-    Ok(registry.inventory())
+    Ok(list(&registry))
+}
+
+/// The `container` object of `c`'s lines: its identity and the metadata known now.
+pub fn view(c: &Container) -> ContainerView<'_> {
+    ContainerView {
+        id: &c.id,
+        runtime: c.runtime,
+        pod_uid: c.pod_uid.as_deref(),
+        namespace: c.namespace.as_deref(),
+        metadata: c.metadata(),
+    }
+}
+
+/// Every known container with its cgroup, as `sensor containers` lists them.
+pub fn list(registry: &Registry) -> Value {
+    crate::output::container::inventory(registry.containers().map(|c| {
+        let cgroup = registry.path(c.cgroup_id).unwrap_or_default();
+        (view(c), c.cgroup_id, cgroup)
+    }))
 }
 
 /// `CGROUP RUNTIME ID NAME IMAGE POD` columns.

@@ -2,7 +2,7 @@
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
-use crate::output::time::Clock;
+use crate::time::Clock;
 
 struct StderrLogger {
     level: LevelFilter,

@@ -20,32 +20,7 @@
 //! (`docker-<other id>.scope`) — is part of that container and judged by its rules. Runtime helper cgroups
 //! (`crio-conmon-*`, `libpod-conmon-*`) are not containers.
 
-use serde::Serialize;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Runtime {
-    Docker,
-    Containerd,
-    #[serde(rename = "cri-o")]
-    CriO,
-    Podman,
-    /// A Kubernetes container under the cgroupfs driver: the path does not say whether
-    /// containerd or CRI-O runs it.
-    Cri,
-}
-
-impl Runtime {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Docker => "docker",
-            Self::Containerd => "containerd",
-            Self::CriO => "cri-o",
-            Self::Podman => "podman",
-            Self::Cri => "cri",
-        }
-    }
-}
+pub use crate::identity::Runtime;
 
 /// What the cgroup path alone says about a container.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use super::{Runtime, docker::DockerClient, metadata::Metadata};
+use super::{Runtime, docker::DockerClient};
+use crate::identity::Metadata;
 
 /// Errors of runtime clients: the HTTP client's (connect, timeout, protocol), which the gRPC
 /// client maps its own failures onto.

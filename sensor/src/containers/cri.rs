@@ -45,11 +45,8 @@ use tonic::{
 };
 use tonic_prost::ProstCodec;
 
-use super::{
-    Runtime,
-    client::ClientError,
-    metadata::{Metadata, PodMeta},
-};
+use super::{Runtime, client::ClientError};
+use crate::identity::metadata::{Metadata, PodMeta};
 
 /// The kubelet's limit: a `ListContainers` answer on a busy node, or the verbose info of a
 /// container with a large OCI spec, can exceed gRPC's default 4 MiB.

@@ -15,9 +15,9 @@ use serde_json::Value;
 use super::{
     Runtime,
     client::{ClientError, Lookup},
-    metadata::{Metadata, Mount, Network},
 };
 use crate::http::UnixHttp;
+use crate::identity::metadata::{Metadata, Mount, Network};
 
 pub struct DockerClient {
     http: UnixHttp,

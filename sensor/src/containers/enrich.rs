@@ -19,8 +19,8 @@ use super::{
     client::{Client, ClientError, Lookup},
     cri::CriClient,
     docker::DockerClient,
-    metadata::Metadata,
 };
+use crate::identity::Metadata;
 use crate::metrics::RuntimeHealth;
 
 /// Where metadata for a container stands.
@@ -219,7 +219,7 @@ impl Enricher {
         if let Some(metadata) = fast {
             state.send_replace(MetaState::Ready {
                 metadata: Arc::new(metadata),
-                ready_boot_ns: crate::output::time::boottime_ns(),
+                ready_boot_ns: crate::time::boottime_ns(),
             });
             let _ = done.send(token);
             tokio::spawn(async move {
@@ -245,7 +245,7 @@ impl Enricher {
             {
                 state.send_replace(MetaState::Ready {
                     metadata: Arc::new(metadata),
-                    ready_boot_ns: crate::output::time::boottime_ns(),
+                    ready_boot_ns: crate::time::boottime_ns(),
                 });
                 let _ = done.send(token);
                 if let full @ MetaState::Ready { .. } = fetch(&target, &candidates, deadline).await
@@ -337,7 +337,7 @@ async fn fetch(target: &Target, candidates: &[Arc<Endpoint>], deadline: Duration
                     e.succeeded();
                     return MetaState::Ready {
                         metadata: Arc::new(*metadata),
-                        ready_boot_ns: crate::output::time::boottime_ns(),
+                        ready_boot_ns: crate::time::boottime_ns(),
                     };
                 }
                 Ok(Lookup::Unknown) => {

@@ -13,10 +13,9 @@ pub mod cri;
 pub mod cri_admin;
 pub mod docker;
 pub mod enrich;
-pub mod metadata;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -24,12 +23,11 @@ use std::{
     },
 };
 
-use serde::{Serialize, ser::SerializeStruct as _};
 use tokio::sync::{mpsc, watch};
 
+use crate::identity::Metadata;
 pub use cgroup_path::{Identity, Runtime};
 use enrich::{Enricher, MetaState, Target};
-use metadata::Metadata;
 
 /// A container the sensor knows: identity from its cgroup path, metadata from its runtime.
 #[derive(Debug)]
@@ -90,102 +88,9 @@ impl Container {
         matches!(*self.meta.borrow(), MetaState::Pending)
     }
 
-    /// A serializable snapshot: identity plus whatever metadata is known now.
-    pub fn view(&self) -> ContainerView<'_> {
-        ContainerView {
-            container: self,
-            metadata: self.metadata(),
-        }
-    }
-
-    /// What policy selectors see of this container; `metadata` is `self.metadata()`, held by
-    /// the caller.
-    pub fn subject<'a>(
-        &'a self,
-        metadata: Option<&'a Metadata>,
-    ) -> crate::policy::compile::Subject<'a> {
-        crate::policy::compile::Subject {
-            runtime: Some(self.runtime),
-            name: metadata.and_then(|m| m.name.as_deref()),
-            image: metadata.and_then(|m| m.image.as_deref()),
-            labels: metadata.map(|m| &m.labels),
-            pod_labels: metadata.and_then(|m| m.pod.as_ref()).map(|p| &p.labels),
-            namespace: metadata
-                .and_then(|m| m.pod.as_ref())
-                .map(|p| p.namespace.as_str()),
-            networks: metadata
-                .map(|m| m.networks.iter().map(|n| n.name.as_str()).collect())
-                .unwrap_or_default(),
-            metadata,
-            // Without metadata (its runtime could not be asked) no selector can be decided:
-            // every rule applies until the runtime answers.
-            pending: metadata.is_none(),
-        }
-    }
-
     /// Marks the start line as written; true the first time.
     pub fn announce(&self) -> bool {
         !self.announced.swap(true, Relaxed)
-    }
-}
-
-/// The `container` object of every event line.
-pub struct ContainerView<'a> {
-    container: &'a Container,
-    metadata: Option<Arc<Metadata>>,
-}
-
-impl ContainerView<'_> {
-    pub fn metadata(&self) -> Option<&Metadata> {
-        self.metadata.as_deref()
-    }
-}
-
-#[derive(Serialize)]
-struct PodView<'a> {
-    name: Option<&'a str>,
-    namespace: Option<&'a str>,
-    uid: &'a str,
-    labels: &'a BTreeMap<String, String>,
-}
-
-static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
-
-impl Serialize for ContainerView<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let c = self.container;
-        let m = self.metadata.as_deref();
-        let pod = match (m.and_then(|m| m.pod.as_ref()), &c.pod_uid) {
-            (Some(p), _) => Some(PodView {
-                name: Some(&p.name),
-                namespace: Some(&p.namespace),
-                uid: &p.uid,
-                labels: &p.labels,
-            }),
-            (None, Some(uid)) => Some(PodView {
-                name: None,
-                namespace: None,
-                uid,
-                labels: &NO_LABELS,
-            }),
-            (None, None) => None,
-        };
-        let mut st = s.serialize_struct("Container", 13)?;
-        st.serialize_field("id", &c.id)?;
-        st.serialize_field("name", &m.and_then(|m| m.name.as_deref()))?;
-        st.serialize_field("image", &m.and_then(|m| m.image.as_deref()))?;
-        st.serialize_field("image_id", &m.and_then(|m| m.image_id.as_deref()))?;
-        st.serialize_field("runtime", &c.runtime)?;
-        st.serialize_field("labels", m.map_or(&NO_LABELS, |m| &m.labels))?;
-        st.serialize_field("privileged", &m.and_then(|m| m.privileged))?;
-        st.serialize_field("user", &m.and_then(|m| m.user.as_deref()))?;
-        st.serialize_field("pod", &pod)?;
-        st.serialize_field("networks", m.map_or(&[][..], |m| &m.networks[..]))?;
-        st.serialize_field("enriched", &m.is_some())?;
-        if let Some(ns) = &c.namespace {
-            st.serialize_field("namespace", ns)?;
-        }
-        st.end()
     }
 }
 
@@ -426,7 +331,7 @@ impl Registry {
                 let container = Arc::new(Container::new(cgroup_id, identity, None));
                 container.meta.send_replace(MetaState::Ready {
                     metadata: Arc::new(*metadata),
-                    ready_boot_ns: crate::output::time::boottime_ns(),
+                    ready_boot_ns: crate::time::boottime_ns(),
                 });
                 self.by_cgroup.insert(
                     cgroup_id,
@@ -451,26 +356,6 @@ impl Registry {
     /// Path of a known cgroup.
     pub fn path(&self, id: u64) -> Option<&str> {
         self.by_cgroup.get(&id).map(|e| e.path.as_str())
-    }
-
-    /// Every known container with its cgroup, as `sensor containers` lists them.
-    pub fn inventory(&self) -> serde_json::Value {
-        let mut list: Vec<serde_json::Value> = self
-            .containers()
-            .map(|c| {
-                let mut v = serde_json::to_value(c.view()).unwrap_or_default();
-                if let serde_json::Value::Object(o) = &mut v {
-                    o.insert("cgroup_id".into(), c.cgroup_id.into());
-                    o.insert(
-                        "cgroup".into(),
-                        self.path(c.cgroup_id).unwrap_or_default().into(),
-                    );
-                }
-                v
-            })
-            .collect();
-        list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-        serde_json::Value::Array(list)
     }
 
     /// Known containers, each once (by its own cgroup).

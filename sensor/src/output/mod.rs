@@ -1,12 +1,12 @@
 //! Sinks: one JSON object per line.
 
-pub mod time;
+pub mod container;
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::containers::ContainerView;
+pub use container::ContainerView;
 
 /// One output line: `{"time": ..., "kind": ..., <body fields>}`.
 #[derive(Serialize)]

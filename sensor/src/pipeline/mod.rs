@@ -22,10 +22,11 @@ use crate::output::PostureBody;
 use crate::{
     containers::{Attribution, Container, Maker, Registry, enrich::MetaState},
     events::{Event, capability::Capability, exec::Exec, syscall::Syscall},
+    inventory::view,
     metrics::Metrics,
     output::{
         CapabilityBody, CapabilityView, ContainerBody, ExecBody, Line, PolicyBody, Process,
-        ProcessRef, Sink, SyscallBody, SyscallView, VerdictView, time::Clock,
+        ProcessRef, Sink, SyscallBody, SyscallView, VerdictView,
     },
     policy::{
         self, Action, Mode,
@@ -33,6 +34,7 @@ use crate::{
         engine::Engine,
         names::{self, Arch},
     },
+    time::Clock,
 };
 
 /// Events of one container waiting for its metadata.
@@ -256,7 +258,7 @@ impl<S: Sink> Pipeline<S> {
                 to_path: to.as_deref(),
             },
             process: process_ref(&e.header, exe.as_deref()),
-            container: container.as_deref().map(Container::view),
+            container: container.as_deref().map(view),
             verdict,
         };
         self.write("escape", &time, body)
@@ -279,7 +281,7 @@ impl<S: Sink> Pipeline<S> {
                 id: t.id,
             },
             process: process_ref(&t.header, exe.as_deref()),
-            container: container.as_deref().map(Container::view),
+            container: container.as_deref().map(view),
             verdict,
         };
         self.write("tamper", &time, body)
@@ -304,7 +306,7 @@ impl<S: Sink> Pipeline<S> {
                 count: None,
             },
             process: Some(process_ref(&call.header, exe.as_deref())),
-            container: container.as_deref().map(Container::view),
+            container: container.as_deref().map(view),
             verdict,
             summary: false,
         };
@@ -325,7 +327,7 @@ impl<S: Sink> Pipeline<S> {
             },
             syscall: syscall_name(cap.syscall),
             process: Some(process_ref(&cap.header, exe.as_deref())),
-            container: container.as_deref().map(Container::view),
+            container: container.as_deref().map(view),
             verdict,
             summary: false,
         };
@@ -364,7 +366,7 @@ impl<S: Sink> Pipeline<S> {
                 },
                 syscall: syscall_name(key.syscall),
                 process: None,
-                container: container.as_deref().map(Container::view),
+                container: container.as_deref().map(view),
                 verdict,
                 summary: true,
             };
@@ -420,7 +422,7 @@ impl<S: Sink> Pipeline<S> {
                     count: Some(count),
                 },
                 process: None,
-                container: container.as_deref().map(Container::view),
+                container: container.as_deref().map(view),
                 verdict,
                 summary: true,
             };
@@ -445,7 +447,7 @@ impl<S: Sink> Pipeline<S> {
                 exe: &exec.filename,
                 args: &exec.args,
             },
-            container: container.as_deref().map(Container::view),
+            container: container.as_deref().map(view),
             verdict,
             truncated: exec.truncated,
             drift: exec.drift,
@@ -547,7 +549,7 @@ impl<S: Sink> Pipeline<S> {
             self.metrics.metadata_late.fetch_add(1, Relaxed);
             if let (Some(engine), Some(c)) = (&mut self.engine, self.registry.container(id)) {
                 // Rules whose selectors need no metadata still apply.
-                if let Err(e) = engine.container_ready(id, &c.subject(None)) {
+                if let Err(e) = engine.container_ready(id, &Subject::container(c.runtime, None)) {
                     log::error!("policy for container {}: {e}", c.id);
                 }
             }
@@ -570,7 +572,7 @@ impl<S: Sink> Pipeline<S> {
         if c.posture_judged.swap(true, Relaxed) {
             return Ok(());
         }
-        let findings = engine.findings(&c.subject(Some(&metadata)));
+        let findings = engine.findings(&Subject::container(c.runtime, Some(&metadata)));
         let mode = engine.mode();
         let time = self.clock.now_rfc3339();
         for (finding, rule) in findings {
@@ -584,7 +586,7 @@ impl<S: Sink> Pipeline<S> {
             let body = PostureBody {
                 finding: finding.finding,
                 detail: &finding.detail,
-                container: c.view(),
+                container: view(c),
                 verdict: VerdictView::new(intern(&rule.name), action, enforce),
             };
             self.metrics
@@ -664,9 +666,7 @@ impl<S: Sink> Pipeline<S> {
             .registry
             .container(cgroup_id)
             .and_then(|c| c.created_ns)
-            .map_or(u64::MAX, |t| {
-                crate::output::time::boottime_ns().saturating_sub(t)
-            });
+            .map_or(u64::MAX, |t| crate::time::boottime_ns().saturating_sub(t));
         let max_age = Duration::from_nanos(age).min(Duration::from_millis(250));
         let kept = unknown.is_some()
             && self.engine.as_mut().is_some_and(|engine| {
@@ -700,15 +700,15 @@ impl<S: Sink> Pipeline<S> {
         if let Some(c) = self.registry.container(cgroup_id).cloned() {
             if let Some(engine) = &mut self.engine {
                 let metadata = c.metadata();
-                match engine.container_ready(cgroup_id, &c.subject(metadata.as_deref())) {
+                match engine.container_ready(
+                    cgroup_id,
+                    &Subject::container(c.runtime, metadata.as_deref()),
+                ) {
                     Ok(ruleset) => log::debug!(
                         "container {}: ruleset {ruleset} installed {:.2} ms after its cgroup appeared",
                         c.id,
                         c.created_ns
-                            .map(
-                                |t| crate::output::time::boottime_ns().saturating_sub(t) as f64
-                                    / 1e6
-                            )
+                            .map(|t| crate::time::boottime_ns().saturating_sub(t) as f64 / 1e6)
                             .unwrap_or(0.0)
                     ),
                     Err(e) => log::error!("policy for container {}: {e}", c.id),
@@ -797,7 +797,7 @@ impl<S: Sink> Pipeline<S> {
         let subjects: Vec<(u64, Subject<'_>)> = containers
             .iter()
             .zip(&metadata)
-            .map(|(c, m)| (c.cgroup_id, c.subject(m.as_deref())))
+            .map(|(c, m)| (c.cgroup_id, Subject::container(c.runtime, m.as_deref())))
             .collect();
         match engine.load(source, &parsed, subjects) {
             Ok(loaded) => {
@@ -851,7 +851,7 @@ impl<S: Sink> Pipeline<S> {
         };
         let body = ContainerBody {
             event,
-            container: c.view(),
+            container: view(c),
             at_startup: event == "start" && c.created_ns.is_none(),
             metadata_ms,
             metadata_error: error,
@@ -867,7 +867,7 @@ impl<S: Sink> Pipeline<S> {
 
     /// `GET /containers`: what the sensor sees, one object per container.
     pub fn containers_json(&self) -> Value {
-        self.registry.inventory()
+        crate::inventory::list(&self.registry)
     }
 
     pub fn sensor_line(&mut self, body: impl Serialize) -> io::Result<()> {

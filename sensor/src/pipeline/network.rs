@@ -96,7 +96,7 @@ impl<S: Sink> Pipeline<S> {
         let body = NetworkBody {
             network,
             process,
-            container: container.as_deref().map(crate::containers::Container::view),
+            container: container.as_deref().map(crate::inventory::view),
             verdict,
             summary: false,
         };
@@ -158,7 +158,7 @@ impl<S: Sink> Pipeline<S> {
             let body = NetworkBody {
                 network,
                 process: None,
-                container: container.as_deref().map(crate::containers::Container::view),
+                container: container.as_deref().map(crate::inventory::view),
                 verdict,
                 summary: true,
             };

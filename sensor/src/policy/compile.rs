@@ -17,7 +17,7 @@ use sensor_common::process::ProcessRuleset;
 use sensor_common::syscall::SysValue;
 
 use super::model::{Action, List, Mode, PathPattern, Policy, Rule, Selector};
-use crate::containers::Runtime;
+use crate::identity::{Metadata, Runtime};
 
 /// What selectors look at: a container (or the host).
 #[derive(Clone, Debug, Default)]
@@ -31,14 +31,35 @@ pub struct Subject<'a> {
     pub namespace: Option<&'a str>,
     pub networks: Vec<&'a str>,
     /// All the runtime said, for posture rules.
-    pub metadata: Option<&'a crate::containers::metadata::Metadata>,
+    pub metadata: Option<&'a Metadata>,
     /// A container whose metadata has not arrived: every rule selects it (fail closed).
     pub pending: bool,
 }
 
-impl Subject<'_> {
+impl<'a> Subject<'a> {
     pub fn host() -> Self {
         Self::default()
+    }
+
+    /// What selectors see of a container of `runtime`, with what its runtime said of it
+    /// (`None`: not known yet, so no selector can be decided and every rule applies until
+    /// the runtime answers).
+    pub fn container(runtime: Runtime, metadata: Option<&'a Metadata>) -> Self {
+        Self {
+            runtime: Some(runtime),
+            name: metadata.and_then(|m| m.name.as_deref()),
+            image: metadata.and_then(|m| m.image.as_deref()),
+            labels: metadata.map(|m| &m.labels),
+            pod_labels: metadata.and_then(|m| m.pod.as_ref()).map(|p| &p.labels),
+            namespace: metadata
+                .and_then(|m| m.pod.as_ref())
+                .map(|p| p.namespace.as_str()),
+            networks: metadata
+                .map(|m| m.networks.iter().map(|n| n.name.as_str()).collect())
+                .unwrap_or_default(),
+            metadata,
+            pending: metadata.is_none(),
+        }
     }
 
     /// A container not known yet: judged by every rule of the policy at once, as if each

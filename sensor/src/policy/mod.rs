@@ -1,7 +1,6 @@
 //! The policy: one readable YAML file, parsed with positions (`parse`), compiled into map
 //! entries by pure code (`compile`), installed into the kernel atomically (`install`).
 
-pub mod bench;
 pub mod compat_table;
 pub mod compile;
 pub mod engine;

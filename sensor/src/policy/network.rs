@@ -301,7 +301,7 @@ impl NetworkPlan {
 }
 
 /// A container's addresses from its runtime metadata.
-pub fn container_addresses(m: &crate::containers::metadata::Metadata) -> Vec<[u8; 16]> {
+pub fn container_addresses(m: &crate::identity::metadata::Metadata) -> Vec<[u8; 16]> {
     let mut out: Vec<[u8; 16]> = m
         .networks
         .iter()
@@ -321,7 +321,7 @@ mod tests {
     use sensor_common::policy::{ACTION_BLOCK, ACTION_KILL};
 
     use super::*;
-    use crate::{containers::Runtime, policy::parse::parse};
+    use crate::{identity::Runtime, policy::parse::parse};
 
     const POLICY: &str = r#"
 version: 1
@@ -604,7 +604,7 @@ rules: []
 
     #[test]
     fn addresses_of_a_container() {
-        use crate::containers::metadata::{Metadata, Network};
+        use crate::identity::metadata::{Metadata, Network};
         let m = Metadata {
             networks: vec![
                 Network {

@@ -15,7 +15,7 @@ use super::{
     },
     names,
 };
-use crate::containers::Runtime;
+use crate::identity::Runtime;
 
 /// One problem in a policy file.
 #[derive(Clone, Debug, PartialEq, Eq)]

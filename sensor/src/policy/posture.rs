@@ -6,7 +6,7 @@ use super::{
     model::{List, Rule, Stance},
     names,
 };
-use crate::containers::metadata::Metadata;
+use crate::identity::metadata::Metadata;
 
 /// Docker's and containerd's default capability set for unprivileged containers.
 pub const DEFAULT_CAPABILITIES: &[&str] = &[
@@ -144,7 +144,7 @@ pub fn violated(index: usize, rule: &Rule, m: &Metadata) -> bool {
 mod tests {
     use super::*;
     use crate::{
-        containers::metadata::Mount,
+        identity::metadata::Mount,
         policy::{
             model::{Action, Glob, Posture, Selector},
             names,

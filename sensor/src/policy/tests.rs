@@ -8,7 +8,7 @@ use super::{
     compile::{Subject, compile, evaluate_exec, render},
     parse::parse,
 };
-use crate::containers::Runtime;
+use crate::identity::Runtime;
 
 fn testdata(dir: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -342,7 +342,7 @@ fn syscall_rules_compile_per_architecture_number() {
     assert_eq!(hooked.len(), arch.table().len() - 2);
 
     let container = Subject {
-        runtime: Some(crate::containers::Runtime::Docker),
+        runtime: Some(crate::identity::Runtime::Docker),
         ..Subject::default()
     };
     let plan = compile(&parsed.policy, 1, [(7, container)]).expect("compiles");

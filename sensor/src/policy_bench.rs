@@ -5,8 +5,8 @@ use std::{collections::BTreeMap, fmt::Write as _, time::Instant};
 
 use anyhow::Context as _;
 
-use super::{Source, compile::Subject, engine::Engine, install::Installer, parse_source};
-use crate::{containers::Runtime, kernel::preflight, loader};
+use crate::policy::{Source, compile::Subject, engine::Engine, install::Installer, parse_source};
+use crate::{identity::Runtime, kernel::preflight, loader};
 
 /// A policy of `rules` exec rules spread over `groups` label values, two patterns each.
 pub fn synthetic_policy(rules: usize, groups: usize) -> String {
