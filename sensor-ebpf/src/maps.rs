@@ -254,7 +254,7 @@ pub static SYSCALL_LSM: Array<u8> = Array::with_max_entries(NR_MAX, 0);
 pub static SYSCALL_AT_CAPABILITY: Array<u8> = Array::with_max_entries(NR_MAX, 0);
 
 /// i386 syscall number → 1 + the native syscall doing the same (0: none), set by the daemon
-/// (`sensor/src/policy/compat_table.rs`): 32-bit calls are judged as what they do.
+/// (`sensor/src/syscalls/compat_table.rs`): 32-bit calls are judged as what they do.
 #[map]
 pub static COMPAT_SYSCALLS: Array<u16> = Array::with_max_entries(NR_MAX, 0);
 

@@ -18,4 +18,5 @@ pub mod policy;
 pub mod policy_bench;
 pub mod probe;
 pub mod summaries;
+pub mod syscalls;
 pub mod time;

@@ -235,7 +235,7 @@ fn fill_compat_syscalls(ebpf: &mut Ebpf) -> Result<(), LoadError> {
             }
         })?)
         .map_err(map_err)?;
-    for (nr, native) in crate::policy::names::compat_entries() {
+    for (nr, native) in crate::syscalls::names::compat_entries() {
         map.set(nr, native, 0).map_err(map_err)?;
     }
     let mut ops: aya::maps::Array<_, u16> =
@@ -245,7 +245,7 @@ fn fill_compat_syscalls(ebpf: &mut Ebpf) -> Result<(), LoadError> {
             }
         })?)
         .map_err(map_err)?;
-    for (op, native) in crate::policy::iouring_table::entries() {
+    for (op, native) in crate::syscalls::iouring_table::entries() {
         ops.set(op, native, 0).map_err(map_err)?;
     }
     Ok(())
@@ -411,10 +411,10 @@ impl SyscallHooks {
                 }
             })?)
             .map_err(map_err)?;
-        let arch = crate::policy::names::Arch::native();
+        let arch = crate::syscalls::names::Arch::native();
         for &(_, syscalls) in SYSCALL_LSM_HOOKS {
             for name in syscalls {
-                let Some(nr) = crate::policy::names::syscall(arch, name) else {
+                let Some(nr) = crate::syscalls::names::syscall(arch, name) else {
                     continue;
                 };
                 let value = match (refused.contains(name), *name == "ptrace") {

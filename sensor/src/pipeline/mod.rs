@@ -28,12 +28,8 @@ use crate::{
         CapabilityBody, CapabilityView, ContainerBody, ExecBody, Line, PolicyBody, Process,
         ProcessRef, Sink, SyscallBody, SyscallView, VerdictView,
     },
-    policy::{
-        self, Action, Mode,
-        compile::Subject,
-        engine::Engine,
-        names::{self, Arch},
-    },
+    policy::{self, Action, Mode, compile::Subject, engine::Engine},
+    syscalls::names::{self, Arch},
     time::Clock,
 };
 

@@ -296,7 +296,7 @@ impl Compiler {
             };
             let denied: Vec<u32> = match list {
                 List::Deny(caps) => caps.clone(),
-                List::Allow(caps) => (0..super::names::CAPABILITIES.len() as u32)
+                List::Allow(caps) => (0..crate::syscalls::names::CAPABILITIES.len() as u32)
                     .filter(|c| !caps.contains(c))
                     .collect(),
             };
@@ -350,7 +350,7 @@ impl Compiler {
             let Some(list) = &rule.syscalls else { continue };
             for (name, nr) in denied_syscalls(list) {
                 let entry = out.entry(nr).or_insert_with(|| SysValue {
-                    strings: crate::events::syscall::string_args(name),
+                    strings: crate::syscalls::args::string_args(name),
                     ..SysValue::default()
                 });
                 if rule.action.code() > entry.action {
@@ -488,12 +488,12 @@ impl Compiler {
 
 /// The syscalls of this architecture a list denies: its names, or every other one.
 pub fn denied_syscalls(list: &List<String>) -> Vec<(&'static str, u32)> {
-    let table = super::names::Arch::native().table();
+    let table = crate::syscalls::names::Arch::native().table();
     // A name covers its family (`names::FAMILIES`).
     let named = |n: &str| {
         list.items()
             .iter()
-            .any(|x| super::names::family(x).any(|m| m.eq_ignore_ascii_case(n)))
+            .any(|x| crate::syscalls::names::family(x).any(|m| m.eq_ignore_ascii_case(n)))
     };
     let deny = matches!(list, List::Deny(_));
     table
@@ -597,7 +597,7 @@ pub fn render(plan: &Plan) -> String {
                 let _ = writeln!(
                     out,
                     "  capability {} {a} rule {}",
-                    super::names::capability_name(cap),
+                    crate::syscalls::names::capability_name(cap),
                     caps.rule[cap as usize]
                 );
             }

@@ -1,17 +1,13 @@
 //! The policy: one readable YAML file, parsed with positions (`parse`), compiled into map
 //! entries by pure code (`compile`), installed into the kernel atomically (`install`).
 
-pub mod compat_table;
 pub mod compile;
 pub mod engine;
 pub mod install;
-pub mod iouring_table;
 pub mod model;
-pub mod names;
 pub mod network;
 pub mod parse;
 pub mod posture;
-pub mod syscall_table;
 pub mod watch;
 
 #[cfg(test)]

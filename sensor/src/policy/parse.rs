@@ -8,14 +8,12 @@ use marked_yaml::{
     types::{MarkedMappingNode, MarkedScalarNode},
 };
 
-use super::{
-    model::{
-        Action, Cidr, Flow, Glob, List, Mode, Network, PathPattern, Policy, Posture, Protocol,
-        Rule, Segment, Selector, Stance,
-    },
-    names,
+use super::model::{
+    Action, Cidr, Flow, Glob, List, Mode, Network, PathPattern, Policy, Posture, Protocol, Rule,
+    Segment, Selector, Stance,
 };
 use crate::identity::Runtime;
+use crate::syscalls::names;
 
 /// One problem in a policy file.
 #[derive(Clone, Debug, PartialEq, Eq)]

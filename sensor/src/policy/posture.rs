@@ -2,11 +2,8 @@
 //! running as root, an image outside the allowed ones, the runtime's socket mounted inside, and
 //! capabilities a capability rule denies that the container holds (used or not).
 
-use super::{
-    model::{List, Rule, Stance},
-    names,
-};
-use crate::identity::metadata::Metadata;
+use super::model::{List, Rule, Stance};
+use crate::{identity::metadata::Metadata, syscalls::names};
 
 /// Docker's and containerd's default capability set for unprivileged containers.
 pub const DEFAULT_CAPABILITIES: &[&str] = &[
@@ -145,10 +142,7 @@ mod tests {
     use super::*;
     use crate::{
         identity::metadata::Mount,
-        policy::{
-            model::{Action, Glob, Posture, Selector},
-            names,
-        },
+        policy::model::{Action, Glob, Posture, Selector},
     };
 
     fn rule() -> Rule {

@@ -328,7 +328,7 @@ fn parser_and_compiler_survive_mutated_policies() {
 #[test]
 fn syscall_rules_compile_per_architecture_number() {
     use super::compile::{Subject, compile, hooked_syscalls};
-    use super::names::{Arch, syscall};
+    use crate::syscalls::names::{Arch, syscall};
     let parsed = parse(
         "version: 1\nrules:\n  - name: audit-ns\n    syscalls: { deny: [unshare, mount] }\n    action: audit\n  - name: kill-mount\n    syscalls: { deny: [mount] }\n    action: kill\n  - name: host-allow\n    containers: { host: true, labels: { only: host } }\n    syscalls: { allow: [read, write] }\n    action: audit\n",
     )
