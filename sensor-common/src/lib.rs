@@ -12,6 +12,7 @@
 pub mod capability;
 pub mod cgroup;
 pub mod exec;
+pub mod names;
 pub mod network;
 pub mod offsets;
 pub mod policy;

@@ -3,6 +3,7 @@
 //! Stages: kernel programs → ring buffer (`events::reader`) → decode (`events`) → attribute to a
 //! container (`containers`) → JSON lines (`output`), with counters in `metrics`.
 
+use sensor_common::names::map;
 use std::{
     net::SocketAddr,
     path::PathBuf,
@@ -169,7 +170,7 @@ async fn run_async(
     let pin_base = PathBuf::from(preflight::BPFFS).join("sensor");
     let pin_dir = pin_base.join(std::process::id().to_string());
     loader::remove_pins(&pin_base, None);
-    loader::pin_maps(&loaded.ebpf, &pin_dir, &["LOST"])?;
+    loader::pin_maps(&loaded.ebpf, &pin_dir, &[map::LOST])?;
 
     // Rare diagnostics of the kernel programs (aya-log), into this log.
     match aya_log::EbpfLogger::init(&mut loaded.ebpf) {
@@ -242,21 +243,25 @@ async fn run_async(
     let ring = RingBuf::try_from(
         loaded
             .ebpf
-            .take_map("EVENTS")
+            .take_map(map::EVENTS)
             .context("EVENTS map missing")?,
     )?;
-    let lost_map: PerCpuArray<MapData, u64> =
-        PerCpuArray::try_from(loaded.ebpf.take_map("LOST").context("LOST map missing")?)?;
+    let lost_map: PerCpuArray<MapData, u64> = PerCpuArray::try_from(
+        loaded
+            .ebpf
+            .take_map(map::LOST)
+            .context("LOST map missing")?,
+    )?;
     let control = RingBuf::try_from(
         loaded
             .ebpf
-            .take_map("CONTROL")
+            .take_map(map::CONTROL)
             .context("CONTROL map missing")?,
     )?;
     let mut reader = Reader::new(control, ring).context("polling the ring buffers")?;
     let cap_seen = loaded
         .ebpf
-        .take_map("CAP_SEEN")
+        .take_map(map::CAP_SEEN)
         .map(aya::maps::PerCpuHashMap::try_from)
         .transpose()?;
 
@@ -280,13 +285,13 @@ async fn run_async(
     pipeline.summaries = cap_seen.map(crate::summaries::CapSummaries::new);
     pipeline.net_summaries = loaded
         .ebpf
-        .take_map("NET_SEEN")
+        .take_map(map::NET_SEEN)
         .map(aya::maps::PerCpuHashMap::try_from)
         .transpose()?
         .map(crate::summaries::NetSummaries::new);
     pipeline.sys_summaries = loaded
         .ebpf
-        .take_map("SYSCALL_COUNTS")
+        .take_map(map::SYSCALL_COUNTS)
         .map(aya::maps::PerCpuHashMap::try_from)
         .transpose()?
         .map(crate::summaries::SysSummaries::new);

@@ -12,6 +12,8 @@ pub mod kernel;
 pub mod loader;
 pub mod logging;
 pub mod metrics;
+#[cfg(test)]
+mod object_tests;
 pub mod output;
 pub mod pipeline;
 pub mod policy;

@@ -1,6 +1,7 @@
 //! Loads the embedded kernel object, fills in the kernel's field offsets, and attaches the
 //! programs. One `Loaded` owns everything: dropping it detaches and unloads every program.
 
+use sensor_common::names::{global, map};
 use std::path::{Path, PathBuf};
 
 use aya::{
@@ -147,11 +148,11 @@ pub fn open(
     // Wake the daemon early once an eighth of the buffer is pending, well before it can fill.
     let wakeup_bytes = u64::from(ring_buffer_bytes / 8);
     let ebpf = EbpfLoader::new()
-        .override_global("OFFSETS", &offsets, true)
-        .override_global("WAKEUP_BYTES", &wakeup_bytes, true)
-        .override_global("CAP_CONFIG", &globals.cap_config, true)
-        .override_global("NETWORK_HOOKS", &globals.network_hooks, true)
-        .map_max_entries("EVENTS", ring_buffer_bytes)
+        .override_global(global::OFFSETS, &offsets, true)
+        .override_global(global::WAKEUP_BYTES, &wakeup_bytes, true)
+        .override_global(global::CAP_CONFIG, &globals.cap_config, true)
+        .override_global(global::NETWORK_HOOKS, &globals.network_hooks, true)
+        .map_max_entries(map::EVENTS, ring_buffer_bytes)
         .load(OBJECT)?;
     Ok((ebpf, offsets, missing))
 }
@@ -225,13 +226,13 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
 /// Writes the i386 → native syscall table the programs translate 32-bit calls with.
 fn fill_compat_syscalls(ebpf: &mut Ebpf) -> Result<(), LoadError> {
     let map_err = |e: aya::maps::MapError| LoadError::Program {
-        name: "COMPAT_SYSCALLS".into(),
+        name: map::COMPAT_SYSCALLS.into(),
         detail: e.to_string(),
     };
     let mut map: aya::maps::Array<_, u16> =
-        aya::maps::Array::try_from(ebpf.map_mut("COMPAT_SYSCALLS").ok_or_else(|| {
+        aya::maps::Array::try_from(ebpf.map_mut(map::COMPAT_SYSCALLS).ok_or_else(|| {
             LoadError::MissingProgram {
-                name: "COMPAT_SYSCALLS".into(),
+                name: map::COMPAT_SYSCALLS.into(),
             }
         })?)
         .map_err(map_err)?;
@@ -239,9 +240,9 @@ fn fill_compat_syscalls(ebpf: &mut Ebpf) -> Result<(), LoadError> {
         map.set(nr, native, 0).map_err(map_err)?;
     }
     let mut ops: aya::maps::Array<_, u16> =
-        aya::maps::Array::try_from(ebpf.map_mut("IOURING_SYSCALLS").ok_or_else(|| {
+        aya::maps::Array::try_from(ebpf.map_mut(map::IOURING_SYSCALLS).ok_or_else(|| {
             LoadError::MissingProgram {
-                name: "IOURING_SYSCALLS".into(),
+                name: map::IOURING_SYSCALLS.into(),
             }
         })?)
         .map_err(map_err)?;
@@ -401,13 +402,13 @@ impl SyscallHooks {
         // Tell sys_enter which calls a hook refuses.
         let refused = self.refused_by_lsm();
         let map_err = |e: aya::maps::MapError| LoadError::Program {
-            name: "SYSCALL_LSM".into(),
+            name: map::SYSCALL_LSM.into(),
             detail: e.to_string(),
         };
         let mut map: aya::maps::Array<_, u8> =
-            aya::maps::Array::try_from(ebpf.map_mut("SYSCALL_LSM").ok_or_else(|| {
+            aya::maps::Array::try_from(ebpf.map_mut(map::SYSCALL_LSM).ok_or_else(|| {
                 LoadError::MissingProgram {
-                    name: "SYSCALL_LSM".into(),
+                    name: map::SYSCALL_LSM.into(),
                 }
             })?)
             .map_err(map_err)?;
@@ -457,19 +458,19 @@ impl SyscallHooks {
             .filter(|(n, _)| *n != "io_uring_setup")
             .partition(|(n, _)| capability_checks && AT_CAPABILITY_CHECK.contains(n));
         let mut setup_nr: aya::maps::Array<_, u32> =
-            aya::maps::Array::try_from(ebpf.map_mut("IOURING_SETUP_NR").ok_or_else(|| {
+            aya::maps::Array::try_from(ebpf.map_mut(map::IOURING_SETUP_NR).ok_or_else(|| {
                 LoadError::MissingProgram {
-                    name: "IOURING_SETUP_NR".into(),
+                    name: map::IOURING_SETUP_NR.into(),
                 }
             })?)
             .map_err(|e| LoadError::Program {
-                name: "IOURING_SETUP_NR".into(),
+                name: map::IOURING_SETUP_NR.into(),
                 detail: e.to_string(),
             })?;
         setup_nr
             .set(0, ring_setup.map_or(0, |nr| nr + 1), 0)
             .map_err(|e| LoadError::Program {
-                name: "IOURING_SETUP_NR".into(),
+                name: map::IOURING_SETUP_NR.into(),
                 detail: e.to_string(),
             })?;
         toggle_raw(
@@ -480,16 +481,16 @@ impl SyscallHooks {
             &mut self.ring_create_link,
         )?;
         let map_err = |e: aya::maps::MapError| LoadError::Program {
-            name: "SYSCALL_AT_CAPABILITY".into(),
+            name: map::SYSCALL_AT_CAPABILITY.into(),
             detail: e.to_string(),
         };
-        let mut map: aya::maps::Array<_, u8> =
-            aya::maps::Array::try_from(ebpf.map_mut("SYSCALL_AT_CAPABILITY").ok_or_else(|| {
-                LoadError::MissingProgram {
-                    name: "SYSCALL_AT_CAPABILITY".into(),
-                }
-            })?)
-            .map_err(map_err)?;
+        let mut map: aya::maps::Array<_, u8> = aya::maps::Array::try_from(
+            ebpf.map_mut(map::SYSCALL_AT_CAPABILITY)
+                .ok_or_else(|| LoadError::MissingProgram {
+                    name: map::SYSCALL_AT_CAPABILITY.into(),
+                })?,
+        )
+        .map_err(map_err)?;
         let now: std::collections::BTreeSet<u32> =
             at_capability.iter().map(|(_, nr)| *nr).collect();
         for nr in now.difference(&self.at_capability) {
@@ -783,13 +784,13 @@ pub fn kernel_tgid(ebpf: &mut Ebpf) -> Result<u32, LoadError> {
     prog.test_run(RawTracePointRunOptions::new())
         .map_err(|e| program_error("sensor_whoami", &e))?;
     let map_err = |e: aya::maps::MapError| LoadError::Program {
-        name: "WHOAMI".into(),
+        name: map::WHOAMI.into(),
         detail: e.to_string(),
     };
     let answer: aya::maps::Array<_, u32> =
-        aya::maps::Array::try_from(ebpf.map("WHOAMI").ok_or_else(|| {
+        aya::maps::Array::try_from(ebpf.map(map::WHOAMI).ok_or_else(|| {
             LoadError::MissingProgram {
-                name: "WHOAMI".into(),
+                name: map::WHOAMI.into(),
             }
         })?)
         .map_err(map_err)?;
@@ -868,7 +869,7 @@ fn object_ids(fdinfo: &str) -> Vec<(u8, u32)> {
 /// Returns how many objects are guarded.
 pub fn guard_own_objects(ebpf: &mut Ebpf) -> Result<usize, LoadError> {
     let map_err = |e: aya::maps::MapError| LoadError::Program {
-        name: "SENSOR_OBJECTS".into(),
+        name: map::SENSOR_OBJECTS.into(),
         detail: e.to_string(),
     };
     let mut ids = Vec::new();
@@ -880,9 +881,9 @@ pub fn guard_own_objects(ebpf: &mut Ebpf) -> Result<usize, LoadError> {
         }
     }
     let mut map: aya::maps::HashMap<_, u64, u8> =
-        aya::maps::HashMap::try_from(ebpf.map_mut("SENSOR_OBJECTS").ok_or_else(|| {
+        aya::maps::HashMap::try_from(ebpf.map_mut(map::SENSOR_OBJECTS).ok_or_else(|| {
             LoadError::MissingProgram {
-                name: "SENSOR_OBJECTS".into(),
+                name: map::SENSOR_OBJECTS.into(),
             }
         })?)
         .map_err(map_err)?;

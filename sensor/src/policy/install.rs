@@ -6,6 +6,7 @@ use aya::{
     Ebpf,
     maps::{Array, HashMap, LpmTrie, MapData, MapError, lpm_trie::Key},
 };
+use sensor_common::names::map;
 use sensor_common::{
     capability::CapRuleset,
     network::{AddrKey, CidrKeyData, FlowKey},
@@ -61,18 +62,18 @@ impl Installer {
     pub fn from_ebpf(ebpf: &mut Ebpf, sensor_tgid: u32) -> Result<Self, InstallError> {
         Ok(Self {
             sensor_tgid,
-            config: take(ebpf, "POLICY")?,
-            cgroups: take(ebpf, "CGROUP_POLICY")?,
-            prefix: take(ebpf, "EXEC_PREFIX")?,
-            suffix: take(ebpf, "EXEC_SUFFIX")?,
-            rulesets: take(ebpf, "EXEC_RULESETS")?,
-            caps: take(ebpf, "CAP_RULESETS")?,
-            addrs: take(ebpf, "NET_ADDRS")?,
-            cidrs: take(ebpf, "NET_CIDRS")?,
-            flows: take(ebpf, "NET_FLOWS")?,
-            syscalls: take(ebpf, "SYSCALL_RULES")?,
-            process: take(ebpf, "PROCESS_RULESETS")?,
-            identities: take(ebpf, "PROC_IDENTITY")?,
+            config: take(ebpf, map::POLICY)?,
+            cgroups: take(ebpf, map::CGROUP_POLICY)?,
+            prefix: take(ebpf, map::EXEC_PREFIX)?,
+            suffix: take(ebpf, map::EXEC_SUFFIX)?,
+            rulesets: take(ebpf, map::EXEC_RULESETS)?,
+            caps: take(ebpf, map::CAP_RULESETS)?,
+            addrs: take(ebpf, map::NET_ADDRS)?,
+            cidrs: take(ebpf, map::NET_CIDRS)?,
+            flows: take(ebpf, map::NET_FLOWS)?,
+            syscalls: take(ebpf, map::SYSCALL_RULES)?,
+            process: take(ebpf, map::PROCESS_RULESETS)?,
+            identities: take(ebpf, map::PROC_IDENTITY)?,
             by_container: None,
         })
     }
@@ -88,19 +89,19 @@ impl Installer {
             sensor_tgid: self.sensor_tgid,
             ..config
         };
-        self.config.set(0, config, 0).map_err(map_err("POLICY"))
+        self.config.set(0, config, 0).map_err(map_err(map::POLICY))
     }
 
     pub fn install_ruleset(&mut self, rs: &Ruleset) -> Result<(), InstallError> {
         for (len, data, value) in &rs.exec.forward {
             self.prefix
                 .insert(&Key::new(*len, *data), value, 0)
-                .map_err(map_err("EXEC_PREFIX"))?;
+                .map_err(map_err(map::EXEC_PREFIX))?;
         }
         for (len, data, value) in &rs.exec.reverse {
             self.suffix
                 .insert(&Key::new(*len, *data), value, 0)
-                .map_err(map_err("EXEC_SUFFIX"))?;
+                .map_err(map_err(map::EXEC_SUFFIX))?;
         }
         if rs.exec.header.allow_required != 0
             || rs.exec.header.drift_action != 0
@@ -108,17 +109,17 @@ impl Installer {
         {
             self.rulesets
                 .insert(rs.id, rs.exec.header, 0)
-                .map_err(map_err("EXEC_RULESETS"))?;
+                .map_err(map_err(map::EXEC_RULESETS))?;
         }
         if let Some(process) = &rs.process {
             self.process
                 .insert(rs.id, process, 0)
-                .map_err(map_err("PROCESS_RULESETS"))?;
+                .map_err(map_err(map::PROCESS_RULESETS))?;
         }
         if let Some(caps) = &rs.caps {
             self.caps
                 .insert(rs.id, caps, 0)
-                .map_err(map_err("CAP_RULESETS"))?;
+                .map_err(map_err(map::CAP_RULESETS))?;
         }
         for (nr, value) in &rs.syscalls {
             let key = SysKey {
@@ -127,7 +128,7 @@ impl Installer {
             };
             self.syscalls
                 .insert(key, value, 0)
-                .map_err(map_err("SYSCALL_RULES"))?;
+                .map_err(map_err(map::SYSCALL_RULES))?;
         }
         Ok(())
     }
@@ -164,7 +165,7 @@ impl Installer {
         entry.segments[slot & 1] = segments;
         self.cgroups
             .insert(cgroup, entry, 0)
-            .map_err(map_err("CGROUP_POLICY"))
+            .map_err(map_err(map::CGROUP_POLICY))
     }
 
     /// The cgroups that have an entry in the kernel.
@@ -213,7 +214,7 @@ impl Installer {
         for (len, data, mask) in plan.cidr_entries(slot) {
             self.cidrs
                 .insert(&Key::new(len, data), mask, 0)
-                .map_err(map_err("NET_CIDRS"))?;
+                .map_err(map_err(map::NET_CIDRS))?;
         }
         Ok(())
     }
@@ -235,7 +236,7 @@ impl Installer {
         for (key, from) in plan.flow_entries(slot, to) {
             self.flows
                 .insert(key, from, 0)
-                .map_err(map_err("NET_FLOWS"))?;
+                .map_err(map_err(map::NET_FLOWS))?;
         }
         Ok(())
     }
@@ -259,7 +260,7 @@ impl Installer {
         };
         self.addrs
             .insert(key, segments, 0)
-            .map_err(map_err("NET_ADDRS"))
+            .map_err(map_err(map::NET_ADDRS))
     }
 
     pub fn remove_address(&mut self, slot: usize, addr: [u8; 16]) {
