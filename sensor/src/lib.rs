@@ -5,6 +5,7 @@ pub mod cli;
 pub mod containers;
 pub mod daemon;
 pub mod events;
+pub mod hooks;
 pub mod http;
 pub mod identity;
 pub mod inventory;
